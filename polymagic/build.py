@@ -1,0 +1,121 @@
+"""The content-addressed build cache shared by %%cpp, %%cython and the internal C shims.
+
+An entry is a directory named by the hash of everything that decides its bytes: the
+source, the options, the compiler's identity and version, the Python and NumPy ABI and
+polymagic's version. Entries are built in a private temporary directory and published
+with one atomic rename, so two processes building the same cell never see half a build.
+Compilers are run with argument lists, never through a shell.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .config import option
+from .errors import BridgeUnavailable, PolymagicError
+
+VERSION = "0.1.0"
+
+
+class CacheDirError(PolymagicError, PermissionError):
+    """The cache directory is not private to this user, so loading from it is unsafe."""
+
+
+def cache_dir() -> Path:
+    """The private cache directory (mode 0700), created on first use."""
+    configured = option("cache_dir")
+    if configured:
+        root = Path(configured).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(base) / "polymagic"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(root)
+    return root
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a cache that another user could write shared libraries into."""
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise CacheDirError(f"cache directory {path} belongs to uid {info.st_uid}, not to "
+                            f"you (uid {os.getuid()}); set POLYMAGIC_CACHE_DIR elsewhere")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CacheDirError(f"cache directory {path} is writable by other users "
+                            f"(mode {oct(info.st_mode & 0o777)}); run chmod 700 on it")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_identity(executable: str) -> str:
+    """Resolved path and first `--version` line of a compiler, for cache keys."""
+    path = shutil.which(executable)
+    if path is None:
+        raise BridgeUnavailable(
+            "compiler", f"{executable!r} was not found on PATH",
+            "Install a C/C++ compiler (Debian: apt-get install -y g++) or set $CXX/$CC.")
+    result = subprocess.run([path, "--version"], capture_output=True, text=True,
+                            check=False)
+    first_line = (result.stdout or result.stderr).splitlines()[:1]
+    return f"{os.path.realpath(path)} {' '.join(first_line)}"
+
+
+@functools.lru_cache(maxsize=None)
+def _platform_identity() -> tuple:
+    """What makes a compiled extension loadable here: Python ABI, NumPy ABI, polymagic."""
+    import numpy  # only when building, never at import of polymagic
+    return (sys.implementation.cache_tag, sysconfig.get_config_var("EXT_SUFFIX"),
+            sysconfig.get_platform(), numpy.__version__, VERSION)
+
+
+def cache_key(kind: str, *parts) -> str:
+    """A stable hash of a build's inputs (`parts` must be JSON-serialisable)."""
+    payload = json.dumps([kind, _platform_identity(), parts], sort_keys=True, default=str)
+    return f"{kind}_{hashlib.sha256(payload.encode()).hexdigest()[:32]}"
+
+
+def cached_build(key: str, artifact: str, produce: Callable[[Path], None]) -> Path:
+    """The path of `artifact` in entry `key`, calling `produce(tmpdir)` when absent.
+
+    `produce` writes the entry's files into the directory it is given and raises on
+    failure; nothing is published then.
+    """
+    entry = cache_dir() / key
+    target = entry / artifact
+    if target.exists():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
+    try:
+        produce(staging)
+        if not (staging / artifact).exists():
+            raise PolymagicError(f"build of {key} produced no {artifact}")
+        _publish(staging, entry)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _publish(staging: Path, entry: Path) -> None:
+    """Rename `staging` to `entry`; if another process won the race, keep its entry."""
+    try:
+        os.rename(staging, entry)
+    except OSError:
+        if not entry.is_dir():
+            raise
+
+
+def run_tool(command: Iterable[str], cwd: Path | None = None,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a compiler (argument list, no shell) and return its completed process."""
+    command = [str(part) for part in command]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False)

@@ -1,0 +1,42 @@
+"""IPython magics: parse options, call the library, display. No language logic here.
+
+One module per language (r, julia, cpp, cython); the options every language shares
+(`-i`, `-o`, `--copy`) are declared once in `shared`.
+"""
+from __future__ import annotations
+
+import importlib
+
+# module -> Magics class name; imported only by %load_ext, never by `import polymagic`.
+_MAGIC_CLASSES = {
+    "polymagic.magics.r": "RMagics",
+    "polymagic.magics.julia": "JuliaMagics",
+    "polymagic.magics.cpp": "CppMagics",
+    "polymagic.magics.cython": "CythonMagics",
+}
+
+
+def _magic_classes():
+    for module_name, class_name in _MAGIC_CLASSES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:  # a real import failure inside the module
+                raise
+            continue  # that language's magics are not written yet
+        yield getattr(module, class_name)
+
+
+def register(ipython) -> None:
+    """Register every language's magics with `ipython`; starts no runtime."""
+    for magic_class in _magic_classes():
+        ipython.register_magics(magic_class(ipython))
+
+
+def unregister(ipython) -> None:
+    """Remove polymagic's magics from `ipython`."""
+    magics = ipython.magics_manager.magics
+    for magic_class in _magic_classes():
+        for kind in ("line", "cell"):
+            for name in magic_class.magics.get(kind, {}):
+                magics[kind].pop(name, None)
