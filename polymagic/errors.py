@@ -73,6 +73,17 @@ class RError(ForeignError):
     language = "R"
 
 
+class RNameError(RError, KeyError):
+    """R has no variable by that name (a KeyError, as `pm.R["x"]` is a lookup)."""
+
+    def __str__(self) -> str:
+        return RError.__str__(self)
+
+
+class RWarning(UserWarning):
+    """An R warning, re-issued as a Python warning (same order, R's message)."""
+
+
 class JuliaError(ForeignError):
     """Julia threw an exception."""
 

@@ -6,18 +6,22 @@ because calls come back in (Python -> R -> Python -> R ...).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
-from ..errors import BridgeUnavailable, ThreadError
+from ..errors import BridgeUnavailable, CompileError, ThreadError
 
 INSTALL_HINT = ("Install R (Debian/Ubuntu: sudo apt-get install -y r-base-core "
                 "r-base-dev) and the rpy2 extra: pip install 'polymagic[r]'.")
 
 lock = threading.RLock()
-_state = {"rinterface": None, "thread": None}
+_state = {"rinterface": None, "thread": None, "libr": None, "signals": None}
+_SIGNALS_SOURCE = Path(__file__).with_name("r_signals.c")
 
 
 def r_home() -> str:
@@ -73,3 +77,71 @@ def check_thread() -> None:
         raise ThreadError("R runs in the thread that started it and cannot be entered "
                           "from another thread; call it from that thread (in a notebook, "
                           "the kernel's main thread)")
+
+
+def libr() -> ctypes.CDLL:
+    """libR.so (already loaded by rpy2) through ctypes, for the few symbols rpy2 lacks."""
+    if _state["libr"] is None:
+        start()
+        _state["libr"] = ctypes.CDLL(os.path.join(os.environ["R_HOME"], "lib",
+                                                  "libR.so"), mode=ctypes.RTLD_GLOBAL)
+    return _state["libr"]
+
+
+def visible() -> bool:
+    """R_Visible: whether R's last top-level evaluation would auto-print its value."""
+    return bool(ctypes.c_int.in_dll(libr(), "R_Visible").value)
+
+
+def current_error_text() -> str:
+    """R's error buffer (what geterrmessage() returns), read without evaluating R."""
+    function = libr().R_curErrorBuf
+    function.restype = ctypes.c_char_p
+    return (function() or b"").decode("utf-8", "replace")
+
+
+def signals() -> ctypes.CDLL:
+    """The SIGINT shim (r_signals.c), built once through the build cache and loaded."""
+    if _state["signals"] is None:
+        library = ctypes.CDLL(str(_build_signals_shim()))
+        for name in ("pm_sigint_enter", "pm_sigint_leave", "pm_sigint_pause",
+                     "pm_sigint_resume"):
+            getattr(library, name).argtypes = []
+            getattr(library, name).restype = ctypes.c_int
+        library.pm_sigint_target.argtypes = [ctypes.c_void_p]
+        library.pm_sigint_target.restype = None
+        pending = ctypes.c_int.in_dll(libr(), "R_interrupts_pending")
+        library.pm_sigint_target(ctypes.addressof(pending))
+        _state["signals"] = library
+    return _state["signals"]
+
+
+def _build_signals_shim() -> Path:
+    from .. import build
+    compiler = os.environ.get("CC", "cc")
+    source = _SIGNALS_SOURCE.read_text()
+    key = build.cache_key("r_signals", source, build.compiler_identity(compiler))
+
+    def produce(directory: Path) -> None:
+        command = [compiler, "-O2", "-shared", "-fPIC", str(_SIGNALS_SOURCE), "-o",
+                   str(directory / "r_signals.so")]
+        result = build.run_tool(command)
+        if result.returncode != 0:
+            raise CompileError("C", result.stderr, command)
+
+    return build.cached_build(key, "r_signals.so", produce)
+
+
+@contextlib.contextmanager
+def python_section():
+    """Python's SIGINT handler for Python code that R calls back into (Ctrl-C there
+    raises KeyboardInterrupt in Python); R's comes back when the callback returns."""
+    shim = _state["signals"]
+    if shim is None:
+        yield
+        return
+    shim.pm_sigint_pause()
+    try:
+        yield
+    finally:
+        shim.pm_sigint_resume()

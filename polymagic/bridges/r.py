@@ -1,0 +1,509 @@
+"""The R engine: evaluate R code, move values in and out, call R functions from Python.
+
+    import polymagic as pm
+    pm.R["x"] = numpy_array           # a view, not a copy (see polymagic.marshal.r)
+    pm.R.eval("s <- sum(x); s * 2")   # value of the last expression, converted
+    f = pm.R.eval("function(n) n + 1"); f(2)
+
+Everything runs in R's global environment. Failures raise `RError` with R's message,
+the R call stack at the error and the cell line; R warnings become `RWarning`s; what R
+prints goes to `sys.stdout` / `sys.stderr` as it is printed; Ctrl-C stops R.
+
+How the error details are obtained without an R wrapper around every call: R's own
+default error handling saves the stack at the error in `base::.Traceback` (with source
+references), and R warnings are routed to Python through `options(warning.expression)`,
+which R evaluates only for warnings no R handler took. The success path of a call is
+therefore rpy2's bare `R_tryEval` plus the argument and result conversions.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+import threading
+import warnings
+
+from ..errors import RError, RNameError, RWarning
+from . import r_runtime
+
+__all__ = ["R", "REngine", "RFunction", "CellResult"]
+
+# R code run once when the engine starts; its functions live in a private environment.
+_HELPERS_R = r"""
+parse_cell <- function(text, filename) {
+    lines <- strsplit(text, "\n", fixed = TRUE)[[1L]]
+    tryCatch(parse(text = text, srcfile = srcfilecopy(filename, lines),
+                   keep.source = TRUE),
+             error = function(e) e)
+}
+
+# The R call stack saved by R's default error handler, outermost first, as text:
+# "call  [file:line]". Big values in calls (rpy2 puts argument values, not names,
+# in the calls it builds) are shown by class, not deparsed.
+take_traceback <- function(outer_name, drop_outer) {
+    calls <- get0(".Traceback", envir = baseenv(), inherits = FALSE)
+    assign(".Traceback", NULL, envir = baseenv())
+    if (is.null(calls)) return(character())
+    calls <- rev(calls)
+    if (drop_outer && length(calls)) calls <- calls[-1L]
+    vapply(seq_along(calls), function(i) {
+        describe_call(calls[[i]], if (i == 1L) outer_name else "<R function>")
+    }, "")
+}
+
+describe_call <- function(call, closure_name) {
+    srcref <- attr(call, "srcref")
+    if (is.language(call)) {
+        if (is.function(call[[1L]])) call[[1L]] <- as.name(closure_name)
+        if (length(call) > 1L) {
+            parts <- as.list(call)
+            parts[-1L] <- lapply(parts[-1L], shorten_value)
+            call <- as.call(parts)
+        }
+        text <- deparse(call, nlines = 1L, width.cutoff = 120L)[1L]
+    } else {
+        text <- as.character(call)[1L]
+    }
+    if (!is.null(srcref)) {
+        file <- attr(srcref, "srcfile")$filename
+        text <- paste0(text, "  [", file, ":", srcref[1L], "]")
+    }
+    text
+}
+
+shorten_value <- function(value) {
+    if (is.language(value) || missing(value)) return(value)
+    if (is.atomic(value) && length(value) <= 3L && is.null(attributes(value)))
+        return(value)
+    as.name(paste0("<", class(value)[1L], "[", length(value), "]>"))
+}
+
+# options(warning.expression) runs this for every warning no R handler took. The
+# message and call are read from the frame of R's warning machinery that called us.
+forward_warning <- function() {
+    level <- getOption("warn", 0)
+    if (level < 0) return(invisible())
+    found <- FALSE
+    for (i in rev(seq_len(sys.nframe()))) {
+        fun <- sys.function(i)
+        if (identical(fun, base::.signalSimpleWarning)) {
+            frame <- sys.frame(i); text <- frame$msg; call <- frame$call
+            found <- TRUE; break
+        }
+        if (identical(fun, base::warning)) {
+            frame <- sys.frame(i); text <- frame$message; call <- frame$call
+            found <- TRUE; break
+        }
+    }
+    if (!found) { text <- "(R did not say which)"; call <- NULL }
+    if (level >= 2)
+        stop("(converted from warning) ", text, call. = FALSE)
+    # calls built by rpy2 hold the function itself, not its name: no useful text
+    where <- if (is.language(call) && !is.function(call[[1L]]))
+        deparse(call, nlines = 1L)[1L] else ""
+    if (isTRUE(emit_warning(where, text)))
+        stop("a Python warning filter turned this R warning into an error: ", text,
+             call. = FALSE)
+    invisible()
+}
+
+print_value <- function(value) print(value)
+
+emit_warning <- function(where, text) .External(".Python", warning_pointer, where, text)
+"""
+
+_cell_numbers = itertools.count(1)
+_PARSE_POSITION = re.compile(r":(\d+):(\d+): ([^\n]*)")
+_ERROR_PREFIX = re.compile(r"^Error(?: in )?", re.S)
+
+# Set when the engine starts; module globals keep RFunction.__call__ lean.
+_to_r = _to_python = _enter = _leave = _RRuntimeError = None
+_r_thread = None
+
+
+class CellResult:
+    """What `run_cell` produced: the last value (an rpy2 Sexp) and whether R would
+    auto-print it."""
+
+    __slots__ = ("value", "visible")
+
+    def __init__(self, value, visible: bool):
+        self.value = value
+        self.visible = visible
+
+
+class _Session:
+    """The started engine: rinterface, helper functions, shim, console state."""
+
+    def __init__(self):
+        global _to_r, _to_python, _enter, _leave, _RRuntimeError, _r_thread
+        from ..marshal import r as marshal
+        self.ri = r_runtime.start()
+        self.marshal = marshal
+        self.shim = r_runtime.signals()
+        self.sources: dict[str, str] = {}
+        self.held_stderr: str | None = None
+        self.python_error: BaseException | None = None
+        self.helpers = self._define_helpers()
+        self._route_console()
+        self._route_warnings()
+        _to_r, _to_python = marshal.to_r, marshal.to_python
+        _enter, _leave = self.shim.pm_sigint_enter, self.shim.pm_sigint_leave
+        _RRuntimeError = self.ri.embedded.RRuntimeError
+        _r_thread = threading.get_ident()
+
+    def _define_helpers(self):
+        ri = self.ri
+        env = ri.baseenv["new.env"](parent=ri.baseenv)
+        ri.baseenv["eval"](ri.parse(_HELPERS_R), env)
+        return env
+
+    def _route_console(self):
+        from rpy2.rinterface_lib import callbacks
+        callbacks.consolewrite_print = self.write_stdout
+        callbacks.consolewrite_warnerror = self.write_stderr
+
+    def _route_warnings(self):
+        ri = self.ri
+        # rpy2's rternalize lets the cffi handle die with a temporary Python object
+        # while R still holds the pointer; keep our own external pointer alive here.
+        self.warning_pointer = ri.SexpExtPtr.from_pyobject(self.emit_warning)
+        self.helpers["warning_pointer"] = self.warning_pointer
+        # The hook is a call whose function is the helper itself, so it resolves
+        # wherever R evaluates it (the frame of the code that warned).
+        ri.baseenv["eval"](ri.parse(
+            "options(warning.expression = as.call(list(forward_warning)))"),
+            self.helpers)
+
+    # R's console output, in order, to whatever sys.stdout / sys.stderr are now.
+    def write_stdout(self, text: str) -> None:
+        self.release_stderr()
+        sys.stdout.write(text)
+
+    def write_stderr(self, text: str) -> None:
+        self.release_stderr()
+        if text.startswith("Error") and text == r_runtime.current_error_text():
+            # R echoes an error it is about to raise; it reaches Python as RError, so
+            # hold it back, and print it only if R turns out to carry on (try()).
+            self.held_stderr = text
+            return
+        sys.stderr.write(text)
+
+    def release_stderr(self) -> None:
+        if self.held_stderr is not None:
+            text, self.held_stderr = self.held_stderr, None
+            sys.stderr.write(text)
+
+    def emit_warning(self, where, text):
+        """R -> Python: one R warning as an RWarning; TRUE when a filter raised it."""
+        where, text = str(where[0]), str(text[0])
+        message = f"In {where}: {text}" if where else text
+        try:
+            _warn_at_user_code(RWarning(message))
+        except BaseException as error:  # a warnings filter set to "error"
+            self.python_error = error
+            return self.ri.BoolSexpVector([True])
+        return self.ri.BoolSexpVector([False])
+
+
+def _warn_at_user_code(warning: Warning) -> None:
+    """Issue `warning` attributed to the nearest frame outside polymagic and rpy2."""
+    frame = sys._getframe(1)
+    while frame is not None and _is_plumbing(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        warnings.warn(warning, stacklevel=2)
+        return
+    module_globals = frame.f_globals
+    registry = module_globals.setdefault("__warningregistry__", {})
+    warnings.warn_explicit(warning, type(warning), frame.f_code.co_filename,
+                           frame.f_lineno, module_globals.get("__name__"), registry,
+                           module_globals)
+
+
+def _is_plumbing(filename: str) -> bool:
+    return any(part in filename for part in _PLUMBING)
+
+
+_PLUMBING = (f"{__package__.split('.')[0]}/bridges/", f"{__package__.split('.')[0]}/marshal/",
+             "/rpy2/", "/cffi/", "/contextlib.py")
+
+_session_lock = threading.Lock()
+_SESSION: _Session | None = None
+
+
+def _session() -> _Session:
+    global _SESSION
+    session = _SESSION
+    if session is None:
+        with _session_lock:
+            if _SESSION is None:
+                _SESSION = _Session()
+            session = _SESSION
+    if threading.get_ident() != _r_thread:
+        r_runtime.check_thread()
+    return session
+
+
+# ---------------------------------------------------------------------------------
+# Errors
+
+def _strip_error_prefix(text: str) -> str:
+    """'Error in f(x) : boom\\n' -> 'in f(x) : boom'; 'Error: boom' -> 'boom'."""
+    text = text.strip()
+    if text.startswith("Error in "):
+        return "in " + text[len("Error in "):]
+    if text.startswith("Error: "):
+        return text[len("Error: "):]
+    return text
+
+
+def _failure(session: _Session, interrupted: bool, *, outer_name: str,
+             drop_outer: bool, cell: str | None = None, line: int | None = None,
+             error_text: str | None = None) -> BaseException:
+    """The exception to raise for an R evaluation that failed (R unwound to us)."""
+    held, session.held_stderr = session.held_stderr, None
+    python_error = session.python_error or session.marshal.take_pending_python_error()
+    session.python_error = None
+    stack = _take_stack(session, outer_name, drop_outer)
+    if python_error is not None:
+        if stack:
+            python_error.add_note("R frames crossed (outermost first):\n" + "\n".join(
+                f"  {frame}" for frame in stack))
+        return python_error
+    if interrupted:
+        return KeyboardInterrupt()
+    message = _strip_error_prefix(error_text if error_text is not None
+                                  else (held or r_runtime.current_error_text()))
+    if not message:
+        message = "R stopped without a message"
+    frame_line, frame_file = _innermost_cell_line(stack)
+    if frame_file is not None and (cell is None or frame_file == cell):
+        # deeper than the top-level expression, in the same cell (or, for a call
+        # from Python, in whichever cell defined the function)
+        cell, line = frame_file, frame_line
+    source = session.sources.get(cell) if cell else None
+    return RError(message, stack=stack, line=line, source=source)
+
+
+def _take_stack(session: _Session, outer_name: str, drop_outer: bool) -> list[str]:
+    ri = session.ri
+    try:
+        frames = session.helpers["take_traceback"](
+            ri.StrSexpVector([outer_name]), ri.BoolSexpVector([drop_outer]))
+    except _RRuntimeError as error:  # describing the stack must not hide the error
+        return [f"(R stack unavailable: {error})"]
+    return [str(frame) for frame in frames]
+
+
+_FRAME_PLACE = re.compile(r"  \[(.*):(\d+)\]$")
+
+
+def _innermost_cell_line(stack: list[str]):
+    for frame in reversed(stack):
+        found = _FRAME_PLACE.search(frame)
+        if found:
+            return int(found.group(2)), found.group(1)
+    return None, None
+
+
+# ---------------------------------------------------------------------------------
+# The engine
+
+class REngine:
+    """Embedded R, started on first use. `R.eval`, `R[name]`, `R[name] = value`."""
+
+    def eval(self, code: str, *, copy: bool | None = None):
+        """Run `code` in R's global environment; the last value, converted (None for
+        empty code). Nothing is auto-printed; explicit print() output is shown."""
+        result = self.run_cell(code, print_visible=False)
+        if result.value is None:
+            return None
+        return _session().marshal.to_python(result.value, copy=copy)
+
+    def run_cell(self, code: str, *, filename: str | None = None,
+                 print_visible: bool = True) -> CellResult:
+        """Run `code` like R's console: each top-level expression in turn, printing
+        visible values when `print_visible`. Returns the last value (an rpy2 Sexp,
+        None for empty code) and its visibility."""
+        session = _session()
+        filename = filename or f"<R cell {next(_cell_numbers)}>"
+        session.sources[filename] = code
+        expressions = self._parse(session, code, filename)
+        result = CellResult(None, False)
+        srcrefs = expressions.do_slot("srcref") if len(expressions) else None
+        for index in range(len(expressions)):
+            line = int(srcrefs[index][0])
+            value, visible = self._evaluate_top_level(session, expressions[index],
+                                                      filename, line)
+            if visible and print_visible:
+                self._print(session, value, filename, line)
+            result = CellResult(value, visible)
+        return result
+
+    def _parse(self, session: _Session, code: str, filename: str):
+        ri = session.ri
+        parsed = session.helpers["parse_cell"](ri.StrSexpVector([code]),
+                                               ri.StrSexpVector([filename]))
+        if "error" in _r_class(parsed):
+            message = str(parsed[0][0])
+            found = _PARSE_POSITION.search(message)
+            line = int(found.group(1)) if found else None
+            column = f", column {found.group(2)}" if found else ""
+            what = found.group(3) if found else message
+            raise RError(f"parse error at line {line}{column}: {what}", line=line,
+                         source=code)
+        return parsed
+
+    def _evaluate_top_level(self, session: _Session, expression, filename: str,
+                            line: int):
+        """Evaluate one parsed expression in globalenv: (value, visible)."""
+        with_visible = session.ri.baseenv["withVisible"]
+        session.shim.pm_sigint_enter()
+        try:
+            pair = with_visible.rcall(((None, expression),), session.ri.globalenv)
+        except _RRuntimeError:
+            interrupted = session.shim.pm_sigint_leave()
+            failure = _failure(session, interrupted, outer_name="withVisible",
+                               drop_outer=True, cell=filename, line=line)
+        except BaseException:
+            session.shim.pm_sigint_leave()
+            raise
+        else:
+            interrupted = session.shim.pm_sigint_leave()
+            session.release_stderr()
+            if interrupted:
+                raise KeyboardInterrupt
+            return pair[0], bool(pair[1][0])
+        raise failure
+
+    def _print(self, session: _Session, value, filename: str, line: int) -> None:
+        session.shim.pm_sigint_enter()
+        try:
+            session.helpers["print_value"](value)
+        except _RRuntimeError:
+            interrupted = session.shim.pm_sigint_leave()
+            failure = _failure(session, interrupted, outer_name="print",
+                               drop_outer=True, cell=filename, line=line)
+        except BaseException:
+            session.shim.pm_sigint_leave()
+            raise
+        else:
+            interrupted = session.shim.pm_sigint_leave()
+            session.release_stderr()
+            if interrupted:
+                raise KeyboardInterrupt
+            return
+        raise failure
+
+    def assign(self, name: str, value, copy: bool | None = None,
+               shared_writes: bool = False) -> None:
+        """Bind `name` in R's global environment to `value`, converted."""
+        session = _session()
+        _check_name(name)
+        session.ri.globalenv[name] = session.marshal.to_r(
+            value, copy=copy, shared_writes=shared_writes)
+
+    def get(self, name: str, copy: bool | None = None):
+        """The value of `name` seen from R's global environment, converted.
+        RNameError (a KeyError) when R has no such variable."""
+        session = _session()
+        _check_name(name)
+        ri = session.ri
+        found = ri.baseenv["get0"](name, envir=ri.globalenv, inherits=True,
+                                   ifnotfound=_MISSING_MARK(ri))
+        if _is_missing_mark(found):
+            raise RNameError(f"object '{name}' not found: R's global environment "
+                             f"(and the packages it sees) has no variable by that name")
+        value = session.marshal.to_python(found, copy=copy)
+        if isinstance(value, RFunction) and value.name is None:
+            value.name = name
+        return value
+
+    def __getitem__(self, name: str):
+        return self.get(name)
+
+    def __setitem__(self, name: str, value) -> None:
+        self.assign(name, value)
+
+    def __contains__(self, name: str) -> bool:
+        session = _session()
+        return bool(session.ri.baseenv["exists"](name, envir=session.ri.globalenv)[0])
+
+    def __repr__(self) -> str:
+        state = "running" if r_runtime.is_started() else "not started"
+        return f"<polymagic R engine ({state})>"
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"R variable names are non-empty strings, not {name!r}")
+
+
+_MISSING = []
+
+
+def _MISSING_MARK(ri):
+    """A private R object that get0() returns for 'not found' (never a user value)."""
+    if not _MISSING:
+        _MISSING.append(ri.baseenv["new.env"]())
+    return _MISSING[0]
+
+
+def _is_missing_mark(value) -> bool:
+    return bool(_MISSING) and value.rid == _MISSING[0].rid
+
+
+def _r_class(sexp) -> tuple[str, ...]:
+    try:
+        return tuple(sexp.rclass)
+    except (AttributeError, TypeError):
+        return ()
+
+
+# ---------------------------------------------------------------------------------
+# R functions as Python callables
+
+class RFunction:
+    """An R function as a Python callable: arguments go in through polymagic.marshal.r
+    (keywords become named R arguments), the result comes back the same way.
+
+    R errors raise RError (message, R stack, cell line); an exception raised by a
+    Python callback inside the call is re-raised as itself, noted with the R frames
+    it crossed; Ctrl-C raises KeyboardInterrupt.
+    """
+
+    __slots__ = ("sexp", "name", "__weakref__")
+
+    def __init__(self, sexp, name: str | None = None):
+        self.sexp = sexp
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        if threading.get_ident() != _r_thread:
+            _session()  # starts R, or raises ThreadError from a foreign thread
+        to_r = _to_r
+        r_args = [to_r(value) for value in args]
+        r_kwargs = {key: to_r(value) for key, value in kwargs.items()} if kwargs else {}
+        _enter()
+        try:
+            result = self.sexp(*r_args, **r_kwargs)
+        except _RRuntimeError:
+            failure = _failure(_SESSION, _leave(), outer_name=self.name or "<R function>",
+                               drop_outer=False)
+        except BaseException:
+            _leave()
+            raise
+        else:
+            if _leave():
+                raise KeyboardInterrupt
+            if _SESSION.held_stderr is not None:
+                _SESSION.release_stderr()
+            return _to_python(result)
+        raise failure
+
+    def __repr__(self) -> str:
+        return f"<R function {self.name or '(anonymous)'}>"
+
+
+R = REngine()

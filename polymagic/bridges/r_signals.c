@@ -1,0 +1,83 @@
+/* SIGINT while embedded R runs: ask R to stop at its next interrupt check.
+ *
+ * rpy2 leaves R without a SIGINT handler, and Python's own handler only runs between
+ * bytecodes, which never come while R loops in C. This handler is async-signal-safe:
+ * it only sets R's exported `R_interrupts_pending` (R polls it in
+ * R_CheckUserInterrupt, every few milliseconds of R work) and a flag of our own, so
+ * the caller can tell an interrupt from an R error once R has unwound.
+ *
+ * Installed when the outermost R evaluation starts and removed when it ends, so
+ * Python's handler is in place whenever Python code runs outside R.
+ */
+#include <signal.h>
+#include <string.h>
+
+static volatile int *r_interrupts_pending = 0;
+static volatile sig_atomic_t interrupted = 0;
+static struct sigaction python_action;
+static int depth = 0;
+
+static void on_sigint(int signum)
+{
+    (void)signum;
+    interrupted = 1;
+    if (r_interrupts_pending)
+        *r_interrupts_pending = 1;
+}
+
+/* Called once: where R keeps its pending-interrupt flag. */
+void pm_sigint_target(int *pending)
+{
+    r_interrupts_pending = pending;
+}
+
+/* Enter an R evaluation; the outermost one swaps our handler in. 0 on success. */
+int pm_sigint_enter(void)
+{
+    struct sigaction action;
+    if (depth++ > 0)
+        return 0;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    return sigaction(SIGINT, &action, &python_action);
+}
+
+/* Leave an R evaluation; the outermost one puts Python's handler back.
+ * Returns 1 when a SIGINT arrived since the last call (and clears it). */
+int pm_sigint_leave(void)
+{
+    int was_interrupted;
+    if (depth > 0 && --depth == 0)
+        sigaction(SIGINT, &python_action, 0);
+    was_interrupted = interrupted;
+    if (was_interrupted) {
+        interrupted = 0;
+        /* R may not have reached an interrupt check before it returned. */
+        if (depth == 0 && r_interrupts_pending)
+            *r_interrupts_pending = 0;
+    }
+    return was_interrupted;
+}
+
+/* Python code runs inside R (a callback): Python's handler is back for its duration,
+ * so Ctrl-C raises KeyboardInterrupt in that Python code. */
+int pm_sigint_pause(void)
+{
+    if (depth == 0)
+        return 0;
+    return sigaction(SIGINT, &python_action, 0);
+}
+
+int pm_sigint_resume(void)
+{
+    struct sigaction action;
+    if (depth == 0)
+        return 0;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    return sigaction(SIGINT, &action, 0);
+}
