@@ -40,6 +40,10 @@ _CYTHON_LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # extension path -> module, for same-process re-runs
 
 
+class CythonOptionError(PolymagicError, ValueError):
+    """An option given to pm.cython() has a value it cannot use."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CythonOptions:
     """What a build depends on besides the source (the options of Cython's %%cython)."""
@@ -84,7 +88,7 @@ def build(source: str, **options) -> CythonBuild:
     """Like `cython()`, returning the module with its annotation and build facts."""
     opts = make_options(**options)
     if opts.name is not None and not opts.name.isidentifier():
-        raise PolymagicError(f"Cython module name {opts.name!r} is not a Python identifier")
+        raise CythonOptionError(f"Cython module name {opts.name!r} is not a Python identifier")
     source = source if source.endswith("\n") else source + "\n"
     toolchain = Toolchain.for_options(opts, distutils_header(source))
     key = cache_key("cython", source, _key_options(opts), toolchain.key_parts(),
@@ -113,9 +117,9 @@ def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=
                  sources=(), name=None, force=False, verbose=False) -> CythonOptions:
     """Validated, normalised options (paths made absolute: they are part of the key)."""
     if annotate not in (False, True, None, "default", "fullc"):
-        raise PolymagicError(f"annotate={annotate!r}: expected False, True or 'fullc'")
+        raise CythonOptionError(f"annotate={annotate!r}: expected False, True or 'fullc'")
     if str(language_level) not in ("2", "3", "3str"):
-        raise PolymagicError(f"language_level={language_level!r}: expected 2 or 3")
+        raise CythonOptionError(f"language_level={language_level!r}: expected 2 or 3")
     return CythonOptions(
         annotate="default" if annotate is True else (annotate or None),
         cplus=bool(cplus), language_level=language_level,
@@ -149,7 +153,7 @@ def _file_digest(path: str) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as missing:
-        raise PolymagicError(f"Cython extra source {path}: {missing.strerror}") from None
+        raise CythonOptionError(f"Cython extra source {path}: {missing.strerror}") from None
 
 
 def distutils_header(source: str) -> dict:
@@ -469,8 +473,8 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
     out, error_lines, include_line = [], [], None
     for raw in stderr.splitlines():
         match = _C_POSITION.match(raw)
-        if not match:
-            out.append(raw)
+        if not match:  # e.g. "x.pyx: In function 'f':", or a source excerpt
+            out.append(raw.replace(pyx_name, "cell").replace(c_file.name, "cell (C)"))
             continue
         name, line = Path(match["file"]).name, int(match["line"])
         cell_line = None
@@ -492,8 +496,7 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
         if cell_line is None:
             out.append(raw)
             continue
-        column = match["col"] if name == pyx_name and match["col"] else "1"
-        where = f"cell:{cell_line}:{column}"
+        where = f"cell:{cell_line}"  # no column: #line maps lines, not columns
         out.append(where + ("" if ours else f" (in {match['file']}:{line})") + rest)
         if re.match(r"^: (fatal )?error:", rest):
             error_lines.append(cell_line)

@@ -1,0 +1,293 @@
+"""pm.cython / polymagic.bridges.cython: real Cython and the real C compiler."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("Cython", reason="Cython is not installed (pip install polymagic[cython])")
+
+from polymagic.bridges import cython as bridge  # noqa: E402
+from polymagic.errors import CompileError  # noqa: E402
+
+SUM_CELL = textwrap.dedent("""\
+    def total(double[:] x):
+        cdef double s = 0
+        cdef Py_ssize_t i
+        for i in range(x.shape[0]):
+            s += x[i]
+        return s
+    """)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test of this file builds into one fresh cache directory."""
+    root = tmp_path_factory.mktemp("polymagic-cache")
+    previous = os.environ.get("POLYMAGIC_CACHE_DIR")
+    os.environ["POLYMAGIC_CACHE_DIR"] = str(root)
+    yield root
+    if previous is None:
+        del os.environ["POLYMAGIC_CACHE_DIR"]
+    else:
+        os.environ["POLYMAGIC_CACHE_DIR"] = previous
+
+
+def test_compile_and_call():
+    """A compiled cell's function is callable and computes in C."""
+    module = bridge.cython(SUM_CELL)
+    assert module.total(np.arange(5.0)) == 10.0
+
+
+def test_pm_cython_resolves_to_the_bridge():
+    """`pm.cython` is the bridge's cython()."""
+    import polymagic as pm
+    assert pm.cython is bridge.cython
+
+
+def test_memoryview_writes_are_seen_by_numpy():
+    """A typed memoryview is the NumPy array's memory: a write in Cython shows in NumPy."""
+    module = bridge.cython(textwrap.dedent("""\
+        def fill(double[:] x, double value):
+            cdef Py_ssize_t i
+            for i in range(x.shape[0]):
+                x[i] = value
+        """))
+    array = np.zeros(1000)
+    module.fill(array, 2.5)
+    assert np.all(array == 2.5)
+
+
+def test_memoryview_address_is_the_array_address():
+    """The memoryview's first element has the NumPy array's data address (no copy)."""
+    module = bridge.cython(textwrap.dedent("""\
+        def address(double[:, ::1] x):
+            return <size_t>&x[0, 0]
+        """))
+    array = np.ones((30, 40))
+    assert module.address(array) == array.ctypes.data
+    view = array[5:]
+    assert module.address(view) == view.ctypes.data
+
+
+def test_cplus_option_compiles_cpp():
+    """cplus=True compiles the cell as C++ (libcpp.vector works)."""
+    module = bridge.cython(textwrap.dedent("""\
+        from libcpp.vector cimport vector
+        def squares(int n):
+            cdef vector[int] v
+            for i in range(n):
+                v.push_back(i * i)
+            return v
+        """), cplus=True)
+    assert module.squares(4) == [0, 1, 4, 9]
+
+
+def test_compile_args_reach_the_compiler():
+    """compile_args are passed to the C compiler (a -D macro is visible to the cell)."""
+    cell = textwrap.dedent("""\
+        cdef extern from *:
+            int PM_ANSWER
+        def answer():
+            return PM_ANSWER
+        """)
+    assert bridge.cython(cell, compile_args=["-DPM_ANSWER=42"]).answer() == 42
+    assert bridge.cython(cell, compile_args="-DPM_ANSWER=7 -O1").answer() == 7
+
+
+def test_library_include_and_link_options(tmp_path):
+    """include_dirs, library_dirs, libraries and link_args link a cell to a C library."""
+    (tmp_path / "pmtwice.h").write_text("int pm_twice(int x);\n")
+    (tmp_path / "pmtwice.c").write_text("int pm_twice(int x) { return 2 * x; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "pmtwice.c", "-o", "libpmtwice.so"],
+                   cwd=tmp_path, check=True)
+    module = bridge.cython(textwrap.dedent("""\
+        cdef extern from "pmtwice.h":
+            int pm_twice(int x)
+        def twice(int x):
+            return pm_twice(x)
+        """), include_dirs=[str(tmp_path)], library_dirs=[str(tmp_path)],
+        libraries=["pmtwice"], link_args=[f"-Wl,-rpath,{tmp_path}"])
+    assert module.twice(21) == 42
+
+
+def test_extra_source_is_compiled_with_the_cell(tmp_path):
+    """sources= adds C files to the single compiler call."""
+    helper = tmp_path / "pmhelper.c"
+    helper.write_text("int pm_plus_one(int x) { return x + 1; }\n")
+    module = bridge.cython("cdef extern int pm_plus_one(int)\n"
+                           "def plus_one(x):\n    return pm_plus_one(x)\n",
+                           sources=[str(helper)])
+    assert module.plus_one(1) == 2
+
+
+def test_name_option_names_the_module():
+    """name= sets the module's name, and it is importable from sys.modules."""
+    module = bridge.cython("def hello():\n    return 'hi'\n", name="pm_named_cell")
+    assert module.__name__ == "pm_named_cell"
+    assert sys.modules["pm_named_cell"] is module
+
+
+def test_force_rebuilds_an_unchanged_cell():
+    """force=True builds a new module even though the cell is cached."""
+    cell = "def one():\n    return 1\n"
+    first = bridge.build(cell)
+    again = bridge.build(cell)
+    forced = bridge.build(cell, force=True)
+    assert again.cached and again.path == first.path
+    assert not forced.cached and forced.path != first.path
+    assert forced.module.one() == 1
+
+
+def test_annotate_produces_html():
+    """annotate=True gives Cython's annotated HTML of the cell."""
+    result = bridge.build("def annotated_function(x):\n    return x + 1\n", annotate=True)
+    assert "annotated_function" in result.annotation_html
+    assert "<style" in result.annotation_html
+
+
+def test_annotate_fullc_includes_the_c_code():
+    """annotate='fullc' embeds the whole generated C code."""
+    result = bridge.build("def full_c(x):\n    return x\n", annotate="fullc")
+    assert "PyInit_" in result.annotation_html
+
+
+def test_cython_syntax_error_names_the_cell_line():
+    """A Cython syntax error raises CompileError at the cell's line."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython("def f(x):\n    return x\n\ndef g(:\n    pass\n")
+    assert caught.value.lines == [4]
+    assert "cell:4:" in str(caught.value)
+    assert "Cython" in str(caught.value)
+
+
+def test_missing_header_error_names_the_extern_line():
+    """A `cdef extern from` of a missing header fails at that cell line."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython('# comment\ncdef extern from "pm_no_such_header.h":\n'
+                      '    int foo(int)\n\ndef f():\n    return foo(1)\n')
+    assert caught.value.lines == [2]
+    assert "pm_no_such_header.h" in str(caught.value)
+
+
+def test_invalid_verbatim_c_names_its_cell_line():
+    """Invalid C in a verbatim block fails at the cell line holding that C."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython(textwrap.dedent('''\
+            cdef extern from *:
+                """
+                static int ok(void) { return 1; }
+                static int bad(void) { return pm_undefined_thing; }
+                """
+                int bad()
+
+            def f():
+                return bad()
+            '''))
+    assert caught.value.lines == [4]
+    assert "pm_undefined_thing" in str(caught.value)
+
+
+def test_c_error_in_cell_code_is_mapped_through_line_directives():
+    """A C compiler error in code generated for a cell line points at that line."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython(textwrap.dedent('''\
+            cdef extern from *:
+                """
+                #define TWICE(x) ((x) * 2)
+                """
+                int TWICE(int, int)
+
+            def f():
+                return TWICE(1, 2)
+            '''))
+    assert 8 in caught.value.lines
+    assert "cell:8: error:" in str(caught.value)
+
+
+def test_session_usable_after_errors():
+    """After a failed build the next build works."""
+    with pytest.raises(CompileError):
+        bridge.cython("def broken(:\n")
+    assert bridge.cython("def fine():\n    return 5\n").fine() == 5
+
+
+def test_numpy_include_added_when_numpy_is_cimported():
+    """A cell that cimports numpy is compiled with NumPy's headers and works."""
+    result = bridge.build(textwrap.dedent("""\
+        cimport numpy as cnp
+        def ndim(cnp.ndarray a):
+            return a.ndim
+        """))
+    assert result.numpy_include
+    assert result.module.ndim(np.zeros((2, 3))) == 2
+
+
+def test_numpy_not_included_for_a_python_import_or_a_mention():
+    """`import numpy` (not a cimport) or the word in a comment adds no NumPy headers."""
+    result = bridge.build("# numpy is only mentioned here\nimport numpy\n"
+                          "def make():\n    return numpy.zeros(3)\n")
+    assert not result.numpy_include
+    assert result.module.make().shape == (3,)
+
+
+def test_redefinition_gives_a_new_module():
+    """Editing a cell and building it again loads the new code."""
+    old = bridge.cython("def version():\n    return 1\n")
+    new = bridge.cython("def version():\n    return 2\n")
+    assert (old.version(), new.version()) == (1, 2)
+    assert old.__name__ != new.__name__
+
+
+def test_same_process_rerun_is_a_cache_hit():
+    """Building an unchanged cell again returns the same loaded module."""
+    first = bridge.build(SUM_CELL)
+    again = bridge.build(SUM_CELL)
+    assert again.cached and again.module is first.module
+
+
+def test_new_process_loads_from_cache_without_compiling(private_cache):
+    """A new process finds the built cell in the cache and runs no compiler."""
+    bridge.build(SUM_CELL)
+    script = textwrap.dedent(f"""\
+        import json, sys, numpy as np
+        from polymagic.bridges import cython as bridge
+        result = bridge.build({SUM_CELL!r})
+        print(json.dumps([result.cached, result.module.total(np.ones(3)),
+                          "Cython.Compiler.Main" in sys.modules]))
+        """)
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(private_cache))
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                              text=True, env=env, check=True)
+    cached, value, compiler_imported = json.loads(finished.stdout.splitlines()[-1])
+    assert cached and value == 3.0 and not compiler_imported
+
+
+def test_cache_entry_is_private(private_cache):
+    """Build entries live in the 0700 cache directory."""
+    result = bridge.build(SUM_CELL)
+    assert result.path.parent.parent == private_cache
+    assert private_cache.stat().st_mode & 0o077 == 0
+
+
+def test_bad_option_value_raises():
+    """An unknown annotate mode is rejected with a message naming it."""
+    with pytest.raises(ValueError, match="annotate"):
+        bridge.cython("def f():\n    pass\n", annotate="everything")
+
+
+def test_distutils_header_comments_are_honoured():
+    """`# distutils: language = c++` in the cell compiles it as C++, as cythonize does."""
+    module = bridge.cython(textwrap.dedent("""\
+        # distutils: language = c++
+        from libcpp.string cimport string
+        def greet():
+            cdef string s = b"hello"
+            return s
+        """))
+    assert module.greet() == b"hello"

@@ -1,0 +1,148 @@
+"""%%cython through a real IPython shell: options, names, annotation, errors."""
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("Cython", reason="Cython is not installed (pip install polymagic[cython])")
+pytest.importorskip("IPython", reason="IPython is not installed")
+
+from IPython.core.error import UsageError  # noqa: E402
+
+from polymagic.errors import CompileError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ip(tmp_path_factory):
+    """An IPython shell with polymagic loaded and a fresh build cache."""
+    previous = os.environ.get("POLYMAGIC_CACHE_DIR")
+    os.environ["POLYMAGIC_CACHE_DIR"] = str(tmp_path_factory.mktemp("polymagic-cache"))
+    from IPython.testing.globalipapp import start_ipython
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "polymagic")
+    yield shell
+    if previous is None:
+        del os.environ["POLYMAGIC_CACHE_DIR"]
+    else:
+        os.environ["POLYMAGIC_CACHE_DIR"] = previous
+
+
+def test_cell_names_are_bound_in_user_namespace(ip):
+    """Public functions of the cell become names in the user namespace."""
+    ip.run_cell_magic("cython", "", "def pm_double(x):\n    return 2 * x\n")
+    assert ip.user_ns["pm_double"](21) == 42
+
+
+def test_private_and_dunder_names_are_not_exported(ip):
+    """Names starting with an underscore stay in the module, as with Cython's magic."""
+    ip.run_cell_magic("cython", "", "def _pm_hidden():\n    pass\n"
+                                    "def pm_visible():\n    pass\n")
+    assert "pm_visible" in ip.user_ns
+    assert "_pm_hidden" not in ip.user_ns
+
+
+def test_dunder_all_limits_exports(ip):
+    """A cell's __all__ decides which names are exported."""
+    ip.run_cell_magic("cython", "", "__all__ = ['pm_listed']\n"
+                                    "def pm_listed():\n    pass\n"
+                                    "def pm_unlisted():\n    pass\n")
+    assert "pm_listed" in ip.user_ns
+    assert "pm_unlisted" not in ip.user_ns
+
+
+def test_memoryview_receives_numpy_array_without_copy(ip):
+    """A typed memoryview in a %%cython function writes into the caller's array."""
+    ip.run_cell_magic("cython", "", textwrap.dedent("""\
+        def pm_scale(double[:] x, double factor):
+            cdef Py_ssize_t i
+            for i in range(x.shape[0]):
+                x[i] *= factor
+            return <size_t>&x[0]
+        """))
+    array = np.arange(4.0)
+    address = ip.user_ns["pm_scale"](array, 10.0)
+    assert address == array.ctypes.data
+    assert array.tolist() == [0.0, 10.0, 20.0, 30.0]
+
+
+def test_options_of_cythons_magic_are_accepted(ip):
+    """-+, -3, -c, --link-args, -n, -f and --verbose run unchanged."""
+    cell = textwrap.dedent("""\
+        from libcpp.vector cimport vector
+        cdef extern from *:
+            int PM_FLAG
+        def pm_options():
+            cdef vector[int] v = [PM_FLAG]
+            return v
+        """)
+    ip.run_cell_magic("cython", "-+ -3 -c=-DPM_FLAG=3 --link-args=-lm -n pm_opts_mod -f "
+                                "--verbose", cell)
+    assert ip.user_ns["pm_options"]() == [3]
+    assert ip.user_ns["pm_options"].__module__ == "pm_opts_mod"
+
+
+def test_language_level_2(ip):
+    """-2 compiles Python 2 syntax (a print statement)."""
+    ip.run_cell_magic("cython", "-2", "def pm_py2():\n    print 'old'\n    return 1\n")
+    assert ip.user_ns["pm_py2"]() == 1
+
+
+def test_annotate_returns_html(ip):
+    """-a returns Cython's annotated source as an IPython HTML object."""
+    from IPython.display import HTML
+    shown = ip.run_cell_magic("cython", "-a", "def pm_annotated(x):\n    return x\n")
+    assert isinstance(shown, HTML)
+    assert "pm_annotated" in shown.data
+
+
+def test_compile_error_raises_with_cell_line(ip):
+    """A Cython error raises CompileError (never prints and returns None)."""
+    with pytest.raises(CompileError) as caught:
+        ip.run_cell_magic("cython", "", "x = 1\ndef broken(:\n    pass\n")
+    assert caught.value.lines == [2]
+
+
+def test_c_compiler_error_raises_with_cell_line(ip):
+    """A C compiler error raises CompileError at the cell's line."""
+    with pytest.raises(CompileError) as caught:
+        ip.run_cell_magic("cython", "", 'cdef extern from "pm_missing.h":\n'
+                                        '    int nothing()\n')
+    assert caught.value.lines == [1]
+
+
+def test_unknown_option_is_a_usage_error(ip):
+    """An option Cython's magic does not have raises UsageError."""
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("cython", "--no-such-option", "x = 1\n")
+
+
+def test_pgo_is_a_usage_error_that_says_why(ip):
+    """--pgo raises UsageError explaining that it is not supported."""
+    with pytest.raises(UsageError, match="pgo"):
+        ip.run_cell_magic("cython", "--pgo", "x = 1\n")
+
+
+def test_bad_module_name_is_a_usage_error(ip):
+    """-n with a name that is not an identifier raises UsageError."""
+    with pytest.raises(UsageError, match="identifier"):
+        ip.run_cell_magic("cython", "-n 1bad", "x = 1\n")
+
+
+def test_redefinition_rebinds_names(ip):
+    """Re-running an edited cell rebinds its names to the new code."""
+    ip.run_cell_magic("cython", "", "def pm_which():\n    return 'old'\n")
+    ip.run_cell_magic("cython", "", "def pm_which():\n    return 'new'\n")
+    assert ip.user_ns["pm_which"]() == "new"
+
+
+def test_session_usable_after_errors(ip):
+    """After a failed cell and a bad option, the next cell works."""
+    with pytest.raises(CompileError):
+        ip.run_cell_magic("cython", "", "def broken(:\n")
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("cython", "--bogus", "x = 1\n")
+    ip.run_cell_magic("cython", "", "def pm_after():\n    return 'ok'\n")
+    assert ip.user_ns["pm_after"]() == "ok"
