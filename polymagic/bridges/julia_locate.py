@@ -48,12 +48,15 @@ class JuliaInstall:
 
 
 def configured_executable() -> tuple[str | None, str]:
-    """juliapkg's `exe` setting and where it came from (-X option first, as juliapkg)."""
+    """The Julia executable the user configured and where it came from (-X option first)."""
     value = sys._xoptions.get("juliapkg-exe")
     if isinstance(value, str):
         return value, "-X juliapkg-exe"
-    value = os.environ.get("PYTHON_JULIAPKG_EXE")
-    return (value or None), "PYTHON_JULIAPKG_EXE"
+    for variable in ("PYTHON_JULIAPKG_EXE", "PYTHON_JULIACALL_EXE"):
+        value = os.environ.get(variable)
+        if value:  # juliacall's own EXE (with PYTHON_JULIACALL_PROJECT) bypasses juliapkg
+            return value, variable
+    return None, "PYTHON_JULIAPKG_EXE"
 
 
 def julia_version(path: str) -> tuple[int, int, int] | None:
