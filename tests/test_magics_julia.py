@@ -1,0 +1,155 @@
+"""%%julia and %julia: option parsing and error display (no Julia needed), and -i/-o
+views, output, display and errors through a real kernel-less IPython shell (needs Julia).
+"""
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from polymagic.bridges import julia_locate
+from polymagic.bridges.julia import JuliaBridge
+from polymagic.errors import BridgeUnavailable, JuliaError
+from polymagic.magics import julia as julia_magics
+from polymagic.magics.julia import split_line
+
+NO_JULIA_REASON = "no Julia runtime found (set PYTHON_JULIAPKG_EXE)"
+needs_julia = pytest.mark.skipif(julia_locate.find_julia() is None, reason=NO_JULIA_REASON)
+
+
+@pytest.fixture(scope="module")
+def ip():
+    """An IPython shell with polymagic loaded."""
+    from IPython.testing.globalipapp import start_ipython
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "polymagic")
+    return shell
+
+
+@pytest.fixture
+def unavailable_engine(tmp_path, monkeypatch):
+    """The magics talk to a fresh engine in an environment with no Julia anywhere."""
+    for variable in ("PYTHON_JULIAPKG_EXE", "PYTHON_JULIACALL_EXE",
+                     "POLYMAGIC_JULIA_AUTOINSTALL"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("JULIAUP_DEPOT_PATH", str(tmp_path / "juliaup"))
+    monkeypatch.setenv("PYTHON_JULIAPKG_PROJECT", str(tmp_path / "julia_env"))
+    engine = JuliaBridge()
+    monkeypatch.setattr(julia_magics, "_engine", lambda: engine)
+    return engine
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("-i x --copy sum(x)", ("-i x --copy", "sum(x)")),
+    ("1 + 2", ("", "1 + 2")),
+    ("-i x -o y", ("-i x -o y", "")),
+    ("x'", ("", "x'")),
+    ('println("a  b")', ("", 'println("a  b")')),
+    ("-1 + 2", ("", "-1 + 2")),
+    ("-i x -- -x", ("-i x", "-x")),
+], ids=["options+code", "code", "options", "adjoint", "spaces-in-string", "negative",
+        "double-dash"])
+def test_line_is_split_into_options_and_verbatim_code(line, expected):
+    """%julia's line: leading options go to the parser, the rest is Julia code untouched."""
+    assert split_line(line) == expected
+
+
+def test_magics_are_registered_with_their_options(ip):
+    """%julia and %%julia exist and their help lists -i, -o and --copy."""
+    assert "julia" in ip.magics_manager.magics["line"]
+    assert "julia" in ip.magics_manager.magics["cell"]
+    doc = ip.magics_manager.magics["cell"]["julia"].__doc__
+    assert "--input" in doc and "--output" in doc and "--copy" in doc
+
+
+@pytest.mark.parametrize("run", [
+    lambda ip: ip.run_cell_magic("julia", "--bogus", "1"),
+    lambda ip: ip.run_line_magic("julia", "--bogus 1"),
+], ids=["cell", "line"])
+def test_bad_option_is_a_usage_error_naming_it(ip, run, unavailable_engine):
+    """An unknown option is a UsageError that names it (checked before Julia is needed)."""
+    with pytest.raises(UsageError, match="--bogus"):
+        run(ip)
+
+
+def test_unknown_input_name_is_a_usage_error(ip, unavailable_engine):
+    """-i with a name missing from the namespace is a UsageError naming it."""
+    ip.user_ns.pop("not_defined_here", None)
+    with pytest.raises(UsageError, match="not_defined_here"):
+        ip.run_cell_magic("julia", "-i not_defined_here", "1")
+
+
+def test_missing_julia_is_shown_to_the_user(ip, unavailable_engine):
+    """Without Julia, a %%julia cell fails with BridgeUnavailable whose advice is displayed,
+    and the shell keeps working."""
+    with capture_output() as captured:
+        result = ip.run_cell("%%julia\n1 + 1")
+    assert isinstance(result.error_in_exec, BridgeUnavailable)
+    assert "PYTHON_JULIAPKG_EXE" in captured.stdout and "juliaup" in captured.stdout
+    assert ip.run_cell("21 * 2").result == 42
+
+
+# -- real Julia --------------------------------------------------------------------------
+
+@needs_julia
+def test_inputs_and_outputs_are_views(ip):
+    """-i pushes a numpy array as a Julia view, -o pulls a Julia array as a numpy view."""
+    x = np.arange(4.0)
+    ip.user_ns["x"] = x
+    ip.run_cell_magic("julia", "-i x -o y", "x[1] = 10.0\ny = x")
+    assert x[0] == 10.0
+    assert np.shares_memory(ip.user_ns["y"], x)
+
+
+@needs_julia
+def test_copy_option_copies(ip):
+    """--copy pushes a copy: Julia's writes do not reach the Python array."""
+    x = np.arange(3.0)
+    ip.user_ns["x"] = x
+    ip.run_cell_magic("julia", "-i x --copy -o y", "x[1] = 5.0\ny = x")
+    assert x[0] == 0.0 and not np.shares_memory(ip.user_ns["y"], x)
+
+
+@needs_julia
+def test_line_magic_returns_the_value(ip):
+    """%julia code returns the value; a trailing ';' returns nothing."""
+    ip.user_ns["x"] = np.arange(5.0)
+    assert ip.run_line_magic("julia", "-i x sum(x)") == 10.0
+    assert ip.run_line_magic("julia", "1 + 1;") is None
+
+
+@needs_julia
+def test_julia_output_appears_in_the_cell_output(ip):
+    """println in a cell shows in the cell's output."""
+    with capture_output() as captured:
+        ip.run_cell('%%julia\nprintln("printed by julia")')
+    assert "printed by julia" in captured.stdout
+
+
+@needs_julia
+def test_display_of_rich_values_is_inline(ip):
+    """display(HTML(...)) in Julia publishes text/html to IPython."""
+    with capture_output() as captured:
+        ip.run_cell('%%julia\ndisplay(HTML("<b>bold from julia</b>"))')
+    assert any("bold from julia" in output.data.get("text/html", "")
+               for output in captured.outputs)
+
+
+@needs_julia
+def test_julia_error_is_shown_with_the_cell_line(ip):
+    """A Julia error in a cell raises JuliaError naming the cell line; the next cell works."""
+    with capture_output() as captured:
+        result = ip.run_cell('%%julia\nok = 1\nerror("cell failure")')
+    assert isinstance(result.error_in_exec, JuliaError)
+    assert result.error_in_exec.line == 2
+    assert "cell failure" in captured.stdout
+    assert ip.run_line_magic("julia", "ok + 1") == 2
+
+
+@needs_julia
+def test_unknown_output_name_is_a_usage_error(ip):
+    """-o naming a Julia global that does not exist is a UsageError naming it."""
+    with pytest.raises(UsageError, match="never_assigned"):
+        ip.run_cell_magic("julia", "-o never_assigned", "1")
