@@ -130,10 +130,42 @@ static const void *pm_dataptr_or_null(SEXP x)
     return pm_read_ptr(x);
 }
 
+static SEXP pm_new_view(R_altrep_class_t cls, void *data, R_xlen_t length,
+                        PyObject *owner, int shared_writes)
+{
+    pm_view *view = (pm_view *) malloc(sizeof(pm_view));
+    if (view == NULL)
+        Rf_error("polymagic: out of memory for a view");
+    view->data = data;
+    view->length = length;
+    view->owner = owner;      /* the caller passes a new reference */
+    view->shared_writes = shared_writes;
+    SEXP handle = PROTECT(R_MakeExternalPtr(view, R_NilValue, R_NilValue));
+    R_RegisterCFinalizerEx(handle, pm_release_owner, FALSE);
+    SEXP vector = R_new_altrep(cls, handle, R_NilValue);
+    UNPROTECT(1);
+    return vector;
+}
+
+static R_altrep_class_t pm_class_of(SEXP x)
+{
+    return TYPEOF(x) == REALSXP ? pm_real_class
+         : TYPEOF(x) == INTSXP ? pm_integer_class : pm_complex_class;
+}
+
+/* R duplicates before modifying a shared vector (and every vector handed to rpy2 counts
+ * as shared). A plain copy keeps R's value semantics; with shared_writes the user asked
+ * R to write into the Python buffer, so the duplicate is another view of that buffer. */
 static SEXP pm_duplicate(SEXP x, Rboolean deep)
 {
     (void) deep;
-    return pm_plain_copy(x);
+    pm_view *view = pm_view_of(x);
+    if (!view->shared_writes || pm_is_materialised(x))
+        return pm_plain_copy(x);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Py_INCREF(view->owner);
+    PyGILState_Release(gil);
+    return pm_new_view(pm_class_of(x), view->data, view->length, view->owner, 1);
 }
 
 static SEXP pm_serialized_state(SEXP x)
@@ -640,28 +672,19 @@ static PyObject *py_wrap(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     int flags = PyBUF_ANY_CONTIGUOUS | (shared ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(args[1], &buffer, flags) < 0)
         return NULL;
-    pm_view *view = (pm_view *) malloc(sizeof(pm_view));
-    if (view == NULL) {
-        PyBuffer_Release(&buffer);
-        return PyErr_NoMemory();
-    }
     size_t elt = kind == 0 ? sizeof(double) : kind == 1 ? sizeof(int) : sizeof(Rcomplex);
     /* The owner stays referenced, so its memory outlives the released Py_buffer. */
-    view->data = buffer.buf;
-    view->length = (R_xlen_t) (buffer.len / (Py_ssize_t) elt);
-    view->owner = Py_NewRef(args[1]);
-    view->shared_writes = shared;
+    void *data = buffer.buf;
+    R_xlen_t length = (R_xlen_t) (buffer.len / (Py_ssize_t) elt);
     PyBuffer_Release(&buffer);
     R_altrep_class_t cls = kind == 0 ? pm_real_class
                          : kind == 1 ? pm_integer_class : pm_complex_class;
-    SEXP handle = PROTECT(R_MakeExternalPtr(view, R_NilValue, R_NilValue));
-    R_RegisterCFinalizerEx(handle, pm_release_owner, FALSE);
-    SEXP vector = PROTECT(R_new_altrep(cls, handle, R_NilValue));
+    SEXP vector = PROTECT(pm_new_view(cls, data, length, Py_NewRef(args[1]), shared));
     if (pm_set_dims(vector, args[3]) < 0) {
-        UNPROTECT(2);
+        UNPROTECT(1);
         return NULL;
     }
-    UNPROTECT(2);
+    UNPROTECT(1);
     return pm_preserved(vector);
 }
 
