@@ -195,8 +195,9 @@ class JuliaBridge:
     @staticmethod
     def _raise_cell_error(code, message, stack, line, python_error, interrupted, output):
         if python_error is not None:  # a Python callback raised: the same object again
-            python_error.add_note(f"(raised in Python code called from Julia, cell "
-                                  f"line {line or '?'})")
+            if hasattr(python_error, "add_note"):  # Python >= 3.11
+                python_error.add_note(f"(raised in Python code called from Julia, cell "
+                                      f"line {line or '?'})")
             raise python_error
         if interrupted:
             raise KeyboardInterrupt("Julia was interrupted")

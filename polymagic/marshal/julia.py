@@ -148,7 +148,8 @@ class JuliaConverter:
             return value.julia_function
         if isinstance(value, tuple):
             return tuple(self.to_julia(item, copy) for item in value)
-        if callable(value) and not isinstance(value, (self._juliacall.AnyValue, type)):
+        julia_value_type = getattr(self._juliacall, "ValueBase", self._juliacall.AnyValue)
+        if callable(value) and not isinstance(value, (julia_value_type, type)):
             return self._helpers.python_function(self.python_callable_for_julia(value))
         return value
 
