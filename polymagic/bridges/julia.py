@@ -68,6 +68,7 @@ end
 
 # The user's frames, innermost first: up to the cell's top level, or to PythonCall's
 # own frames (when the error came through a call from Python).
+user_frames(::Nothing) = Base.StackTraces.StackFrame[]
 function user_frames(backtrace)
     frames = stacktrace(backtrace)
     kept = Base.StackTraces.StackFrame[]

@@ -62,6 +62,9 @@ function wrap_buffer(type_name::String, address::Integer, dims, owner)
     return array
 end
 
+# juliacall already turned a numpy argument into a PyArray (its "array" rule), which is
+# read-only when numpy's array is; a plain Py is wrapped the same way.
+readonly_view(x::PyArray) = x
 readonly_view(x::Py) = PyArray(x; copy = false)
 
 # A Python callable seen from Julia: calls it and converts the result back to Julia.
