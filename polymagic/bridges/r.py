@@ -427,8 +427,9 @@ class REngine:
         """Bind `name` in R's global environment to `value`, converted."""
         session = _session()
         _check_name(name)
-        session.ri.globalenv[name] = session.marshal.to_r(
-            value, copy=copy, shared_writes=shared_writes)
+        # marshal.assign binds without rpy2's Rf_duplicate, so a view stays a view
+        session.marshal.assign(name, session.marshal.to_r(
+            value, copy=copy, shared_writes=shared_writes))
 
     def get(self, name: str, copy: bool | None = None):
         """The value of `name` seen from R's global environment, converted.
