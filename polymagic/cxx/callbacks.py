@@ -1,0 +1,84 @@
+"""Python callables as C function pointers, and exceptions across the C++ boundary.
+
+`function_pointer(ffi, lib, cdecl, callable)` is the reusable piece: it turns any
+Python callable into a C function pointer of signature `cdecl` whose Python exceptions
+are not lost. When the callable raises, cffi calls our onerror handler; it stashes the
+exception object under a handle and tells the module's runtime (a thread-local); the
+C++ thunk that made the call sees it and throws a C++ exception carrying the handle,
+which unwinds the C++ frames up to the trampoline; the trampoline records it and the
+glue raises the ORIGINAL exception object in Python (`exception_from_cpp`).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+
+from ..tracebacks import ForeignFrame, splice
+from . import exceptions
+
+_stash: dict[int, BaseException] = {}
+_handles = itertools.count(1)
+_stash_lock = threading.Lock()
+
+# cffi module name -> the loaded module's description (set by polymagic.cxx.module).
+modules: dict[str, object] = {}
+
+# callable -> {cdecl: cffi callback}, so passing the same function again is cheap.
+_pointer_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def stash(error: BaseException) -> int:
+    """Keep `error` alive under a new handle until the C++ side hands it back."""
+    with _stash_lock:
+        handle = next(_handles)
+        _stash[handle] = error
+    return handle
+
+
+def _onerror_for(lib):
+    def onerror(exc_type, error, traceback):
+        lib.pm_rt_note_callback_error(stash(error))
+        return None  # cffi returns the zero value; the thunk throws before using it
+    return onerror
+
+
+def function_pointer(ffi, lib, cdecl: str, function):
+    """A C function pointer of type `cdecl` ("double(*)(double)") calling `function`.
+
+    The pointer lives as long as the returned cdata (and, when `function` can be
+    weakly referenced, as long as `function` itself: it is cached per callable).
+    """
+    if isinstance(function, ffi.CData) and ffi.typeof(function) == ffi.typeof(cdecl):
+        return function
+    if not callable(function):
+        raise TypeError(f"expected a callable for a C++ {cdecl} parameter, "
+                        f"got {type(function).__name__}")
+    try:
+        per_callable = _pointer_cache.setdefault(function, {})
+    except TypeError:  # not weakly referenceable (a bound method, a builtin): no cache
+        per_callable = {}
+    pointer = per_callable.get((cdecl, id(lib)))
+    if pointer is None:
+        pointer = ffi.callback(cdecl, function, onerror=_onerror_for(lib))
+        per_callable[(cdecl, id(lib))] = pointer
+    return pointer
+
+
+def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
+                       type_name: bytes, message: bytes) -> BaseException:
+    """The exception object the C glue raises for a pending C++ error (GIL held)."""
+    info = modules.get(module_name)
+    described = info.functions[function] if info is not None else None
+    if kind == exceptions.PYTHON:
+        with _stash_lock:
+            error = _stash.pop(handle)
+    else:
+        error = exceptions.from_cpp(
+            kind, type_name.decode("utf-8", "replace"), message.decode("utf-8", "replace"),
+            described["name"] if described else "a C++ function",
+            described["line"] if described else None, info.source if info else None)
+    if described is not None:
+        frame = ForeignFrame("C++", described["name"], info.filename, described["line"])
+        splice(error, [frame])
+    return error

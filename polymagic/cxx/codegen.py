@@ -1,0 +1,276 @@
+"""Generated code for a cell: extern "C" trampolines (C++) and the cffi glue (C).
+
+A cell becomes ONE extension module made of three objects: the cell itself followed by
+its trampolines (one C++ translation unit, so static and inline functions are callable
+too), cffi's API-mode glue (C, from `ffi.emit_c_code`), and polymagic's C++ runtime
+(runtime.cpp, compiled once). Each exported function `f` gets a trampoline `pm_f<i>`
+with a C signature; cffi's glue turns it into a builtin `lib.pm_f<i>`, which the module
+exposes as `f` directly when no Python-side conversion is needed.
+"""
+from __future__ import annotations
+
+from . import types
+
+TRAMPOLINE_FILE = "<polymagic trampolines>"
+
+# The C++ side of pm_buffer must match the cdef below, field by field.
+_PRELUDE = r"""
+#line 1 "<polymagic trampolines>"
+extern "C" {
+void pm_rt_capture(int);
+void pm_rt_check_callback(void);
+void pm_rt_clear_callback(void);
+void pm_rt_stale_callback(void);
+void pm_rt_holder_created(void);
+void pm_rt_holder_destroyed(void);
+struct pm_buffer { void* owner; void* data; unsigned long size; };
+}
+// Owns a returned vector or string for as long as NumPy (or Python) needs its memory.
+struct pm_holder_base {
+    pm_holder_base() { pm_rt_holder_created(); }
+    virtual ~pm_holder_base() { pm_rt_holder_destroyed(); }
+};
+template <class T> struct pm_holder : pm_holder_base {
+    T value;
+    explicit pm_holder(T&& moved) : value(static_cast<T&&>(moved)) {}
+};
+template <class T> static pm_holder<T>* pm_hold(T&& value) {
+    return new pm_holder<T>(static_cast<T&&>(value));
+}
+template <class T> static pm_buffer pm_buffer_of(pm_holder<T>* holder) {
+    return pm_buffer{holder, (void*)holder->value.data(),
+                     (unsigned long)holder->value.size()};
+}
+// Swap a thread-local callback slot for the duration of one call (nests correctly
+// when the callback calls back into the same function).
+template <class F> struct pm_slot_guard {
+    F& slot;
+    F saved;
+    pm_slot_guard(F& target, F value) : slot(target), saved(target) { target = value; }
+    ~pm_slot_guard() { slot = saved; }
+};
+extern "C" void pm_release(void* owner) { delete static_cast<pm_holder_base*>(owner); }
+"""
+
+
+def _callback_types(spec: dict) -> tuple[str, list[str]]:
+    ret = "void" if spec["ret"] is None else types.cpp_name(spec["ret"])
+    return ret, [types.cpp_name(arg) for arg in spec["args"]]
+
+
+def _c_params(param: dict, position: int) -> list[str]:
+    """The trampoline's C parameters for one C++ parameter (a span takes two)."""
+    spec, name = param["type"], f"a{position}"
+    kind = spec["kind"]
+    if kind == "scalar":
+        return [f"{types.cpp_name(spec['tag'])} {name}"]
+    if kind in ("array", "span"):
+        const = "const " if spec["const"] else ""
+        pointer = f"{const}{types.cpp_name(spec['tag'])}* {name}"
+        return [pointer] if kind == "array" else [pointer, f"unsigned long {name}_n"]
+    if kind == "cstr":
+        return [f"const char* {name}"]
+    if kind == "string":
+        return [f"const char* {name}", f"unsigned long {name}_n"]
+    if kind in ("fnptr", "function"):
+        ret, args = _callback_types(spec)
+        return [f"{ret} (*{name})({', '.join(args) or 'void'})"]
+    raise ValueError(f"no trampoline parameter for {spec!r}")
+
+
+def _cpp_argument(param: dict, position: int, function: dict) -> str:
+    """The C++ expression that passes trampoline parameter(s) to the user function."""
+    spec, name = param["type"], f"a{position}"
+    kind = spec["kind"]
+    if kind == "span":
+        const = "const " if spec["const"] else ""
+        return f"std::span<{const}{types.cpp_name(spec['tag'])}>({name}, {name}_n)"
+    if kind == "string":
+        cls = "std::string_view" if spec["form"] == "view" else "std::string"
+        return f"{cls}({name}, {name}_n)"
+    if kind == "fnptr":
+        return f"&pm_thunk_{function['index']}_{position}"
+    if kind == "function":
+        ret, args = _callback_types(spec)
+        formals = ", ".join(f"{arg} x{i}" for i, arg in enumerate(args))
+        actuals = ", ".join(f"x{i}" for i in range(len(args)))
+        body = (f"pm_rt_check_callback();" if ret == "void" else
+                f"{ret} r = {name}({actuals}); pm_rt_check_callback(); return r;")
+        if ret == "void":
+            body = f"{name}({actuals}); {body}"
+        return f"std::function<{ret}({', '.join(args)})>([{name}]({formals}) {{ {body} }})"
+    return name
+
+
+def _thunk(function: dict, position: int, spec: dict) -> str:
+    """A plain C++ function standing for a Python callable passed as a function pointer.
+
+    A function pointer carries no data, so the callable's cffi pointer sits in a
+    thread-local slot that the trampoline fills for the duration of the call.
+    """
+    ret, args = _callback_types(spec)
+    slot = f"pm_slot_{function['index']}_{position}"
+    formals = ", ".join(f"{arg} x{i}" for i, arg in enumerate(args))
+    actuals = ", ".join(f"x{i}" for i in range(len(args)))
+    call = f"callback({actuals})"
+    body = (f"{call}; pm_rt_check_callback();" if ret == "void" else
+            f"{ret} r = {call}; pm_rt_check_callback(); return r;")
+    return (f"static thread_local {ret} (*{slot})({', '.join(args) or 'void'}) = nullptr;\n"
+            f"static {ret} pm_thunk_{function['index']}_{position}({formals}) {{\n"
+            f"    auto callback = {slot};\n"
+            f"    if (!callback) pm_rt_stale_callback();\n"
+            f"    {body}\n}}\n")
+
+
+def _result_c_type(spec: dict) -> str:
+    kind = spec["kind"]
+    if kind == "void":
+        return "void"
+    if kind == "scalar":
+        return types.cpp_name(spec["tag"])
+    if kind == "cstr":
+        return "const char*"
+    return "pm_buffer"  # string, vector
+
+
+def trampoline(function: dict) -> str:
+    """The extern "C" trampoline of one function: convert, call, catch everything."""
+    index, params = function["index"], function["params"]
+    c_params = [p for position, param in enumerate(params)
+                for p in _c_params(param, position)]
+    call = f"::{function['name']}(" + ", ".join(
+        _cpp_argument(param, position, function)
+        for position, param in enumerate(params)) + ")"
+    result = function["ret"]
+    result_type = _result_c_type(result)
+    if result["kind"] == "void":
+        body, failed = f"{call};", "return;"
+    elif result["kind"] in ("string", "vector"):
+        body, failed = f"return pm_buffer_of(pm_hold({call}));", "return {};"
+    else:
+        body, failed = f"return {call};", "return {};"
+    thunks, guards = "", ""
+    for position, param in enumerate(params):
+        if param["type"]["kind"] == "fnptr":
+            thunks += _thunk(function, position, param["type"])
+            slot = f"pm_slot_{index}_{position}"
+            guards += f"    pm_slot_guard<decltype({slot})> guard{position}({slot}, a{position});\n"
+    if any(p["type"]["kind"] in ("fnptr", "function") for p in params):
+        guards += "    pm_rt_clear_callback();\n"
+    return (f"{thunks}extern \"C\" {result_type} {function['symbol']}"
+            f"({', '.join(c_params) or 'void'}) {{\n{guards}"
+            f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
+
+
+def translation_unit(source: str, plan: dict) -> str:
+    """The cell (its lines numbered as the cell's) followed by its trampolines."""
+    if not source.endswith("\n"):
+        source += "\n"
+    parts = ['#line 1 "cell"\n', source, _PRELUDE]
+    parts += [trampoline(function) for function in plan["functions"]]
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- cffi glue (C side)
+
+_CDEF_COMMON = """
+typedef struct { void* owner; void* data; size_t size; } pm_buffer;
+void pm_release(void* owner);
+long pm_rt_live_holders(void);
+void pm_rt_note_callback_error(long handle);
+"""
+
+
+def _c_param_types(param: dict) -> list[str]:
+    spec = param["type"]
+    kind = spec["kind"]
+    if kind == "scalar":
+        return [types.c_name(spec["tag"])]
+    if kind in ("array", "span"):
+        pointer = f"{'const ' if spec['const'] else ''}{types.c_name(spec['tag'])} *"
+        return [pointer] if kind == "array" else [pointer, "size_t"]
+    if kind == "cstr":
+        return ["const char *"]
+    if kind == "string":
+        return ["const char *", "size_t"]
+    return [types.callback_cdecl(spec)]
+
+
+def _c_result_type(spec: dict) -> str:
+    kind = spec["kind"]
+    if kind == "scalar":
+        return types.c_name(spec["tag"])
+    if kind == "void":
+        return "void"
+    if kind == "cstr":
+        return "const char *"
+    return "pm_buffer"
+
+
+def _c_prototype(function: dict) -> str:
+    params = [t for param in function["params"] for t in _c_param_types(param)]
+    return f"{_c_result_type(function['ret'])} {function['symbol']}" \
+           f"({', '.join(params) or 'void'});"
+
+
+def cdef(plan: dict) -> str:
+    """What cffi is told about the module: the trampolines and the runtime's helpers."""
+    return _CDEF_COMMON + "\n".join(_c_prototype(f) for f in plan["functions"]) + "\n"
+
+
+# Placed by cffi after its own header, before the generated glue. Every glue function
+# calls the trampoline with the GIL released, then `_cffi_save_errno()`, then re-takes
+# the GIL. We redefine `_cffi_save_errno()` (used only at that one call site, inside
+# the Py_BEGIN/END_ALLOW_THREADS block) to also look at the runtime's thread-local
+# pending error: if the trampoline caught a C++ exception (or a Python exception
+# travelling through C++), Py_BLOCK_THREADS re-takes the GIL (CPython's documented
+# way to leave such a block early) and the glue returns NULL with the Python exception
+# set. The check is one call reading a thread-local int, so functions with scalar
+# arguments and results are exposed as `lib.pm_f<i>` with no Python wrapper at all.
+_GLUE_PREAMBLE = r"""
+typedef struct { void* owner; void* data; size_t size; } pm_buffer;
+void pm_release(void* owner);
+long pm_rt_live_holders(void);
+void pm_rt_note_callback_error(long handle);
+int pm_rt_pending(void);
+int pm_rt_take(int* function, long* handle, const char** type_name,
+               const char** message);
+%(prototypes)s
+
+static PyObject* pm_raise_pending(void) {
+    int function; long handle; const char* type_name; const char* message;
+    int kind = pm_rt_take(&function, &handle, &type_name, &message);
+    PyObject* callbacks = PyImport_ImportModule("polymagic.cxx.callbacks");
+    if (callbacks == NULL) return NULL;
+    PyObject* error = PyObject_CallMethod(
+        callbacks, "exception_from_cpp", "siilyy", "%(module)s", function, kind,
+        handle, type_name, message);
+    Py_DECREF(callbacks);
+    if (error == NULL) return NULL;
+    PyObject* error_type = PyObject_Type(error);
+    PyErr_SetObject(error_type, error);
+    Py_DECREF(error_type);
+    Py_DECREF(error);
+    return NULL;
+}
+
+static void pm_save_errno(void) { _cffi_save_errno(); }
+#undef _cffi_save_errno
+#define _cffi_save_errno() \
+    pm_save_errno(); \
+    if (pm_rt_pending()) { Py_BLOCK_THREADS return pm_raise_pending(); }
+"""
+
+
+def glue_preamble(plan: dict, module_name: str) -> str:
+    prototypes = "\n".join(_c_prototype(f) for f in plan["functions"])
+    return _GLUE_PREAMBLE % {"prototypes": prototypes, "module": module_name}
+
+
+def emit_glue(plan: dict, module_name: str, path) -> None:
+    """Write cffi's API-mode C glue for the module to `path`."""
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef(cdef(plan))
+    ffi.set_source(module_name, glue_preamble(plan, module_name), compiler_verbose=False)
+    ffi.emit_c_code(str(path))

@@ -1,0 +1,80 @@
+"""The options of a %%cpp build (the magic's flags and pm.cpp's keyword arguments)."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import asdict, dataclass, field
+
+from ..errors import BridgeUnavailable
+
+
+@dataclass(frozen=True)
+class CppOptions:
+    """Everything that decides how a cell is compiled and linked."""
+
+    compile_args: tuple[str, ...] = ()
+    link_args: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
+    library_dirs: tuple[str, ...] = ()
+    include_dirs: tuple[str, ...] = ()
+    std: str = "c++17"
+    optimize: str = "2"
+    name: str | None = None
+    force: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def make(cls, compile_args=(), link_args=(), libraries=(), library_dirs=(),
+             include_dirs=(), std="c++17", optimize="2", name=None, force=False,
+             verbose=False) -> "CppOptions":
+        """Normalise user input: strings of flags are split like a shell would."""
+        return cls(_split(compile_args), _split(link_args), tuple(libraries),
+                   tuple(library_dirs), tuple(include_dirs),
+                   std.removeprefix("-std=") or "c++17",
+                   str(optimize).removeprefix("-O").removeprefix("O") or "2",
+                   name, bool(force), bool(verbose))
+
+    def key_parts(self) -> dict:
+        """What goes into the cache key (not name, force or verbose)."""
+        parts = asdict(self)
+        for ignored in ("name", "force", "verbose"):
+            parts.pop(ignored)
+        return parts
+
+    def cxx_flags(self) -> list[str]:
+        return [f"-O{self.optimize}", f"-std={self.std}", "-fPIC",
+                *(f"-I{path}" for path in self.include_dirs), *self.compile_args]
+
+    def link_flags(self) -> list[str]:
+        return [*(f"-L{path}" for path in self.library_dirs),
+                *(f"-l{lib}" for lib in self.libraries), *self.link_args]
+
+    def preprocessor_flags(self) -> list[str]:
+        """The compile flags libclang must see too (macros, includes)."""
+        flags, args = [], list(self.compile_args)
+        for position, arg in enumerate(args):
+            if arg.startswith(("-D", "-U", "-I", "-include")):
+                flags.append(arg)
+                if arg in ("-D", "-U", "-I", "-include") and position + 1 < len(args):
+                    flags.append(args[position + 1])
+        return flags
+
+
+def _split(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    return tuple(part for item in value for part in shlex.split(item))
+
+
+def compiler() -> str:
+    """$CXX, else c++, else g++ (a BridgeUnavailable naming how to install one)."""
+    configured = os.environ.get("CXX")
+    if configured:
+        return configured
+    for candidate in ("c++", "g++"):
+        if shutil.which(candidate):
+            return candidate
+    raise BridgeUnavailable("C++", "no C++ compiler found ($CXX is unset; neither c++ "
+                            "nor g++ is on PATH)",
+                            "Install one (Debian: apt-get install -y g++) or set $CXX.")

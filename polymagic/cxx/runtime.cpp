@@ -1,0 +1,128 @@
+// The C++ half of every %%cpp module: catches what a user function throws, keeps it
+// for the Python side, and carries Python exceptions raised in callbacks through C++.
+//
+// Compiled once per compiler and flags (build cache) and linked, with hidden
+// visibility, into each cell's extension module, so every module has its own copy of
+// this state. Nothing here includes Python.h: the C glue of the module reads the
+// pending error after the call and turns it into a Python exception.
+#include <cstdio>
+#include <cstring>
+#include <cxxabi.h>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <typeinfo>
+
+#define PM_API extern "C" __attribute__((visibility("hidden")))
+
+namespace {
+
+// Kinds of pending errors; polymagic/cxx/callbacks.py maps them to Python classes.
+enum Kind { NONE = 0, PYTHON = 1, INVALID_ARGUMENT = 2, OUT_OF_RANGE = 3,
+            RUNTIME_ERROR = 4, STD_EXCEPTION = 5, UNKNOWN = 6 };
+
+// A Python exception raised inside a callback, travelling up through C++ frames.
+// `handle` names the original exception object, stashed on the Python side.
+struct PythonError {
+    long handle;
+};
+
+struct Pending {
+    int kind = NONE;
+    int function = -1;
+    long handle = 0;
+    std::string type_name;
+    std::string message;
+};
+
+thread_local Pending pending;
+// Set by a callback's onerror handler; consumed by the thunk that called the callback.
+thread_local long callback_error = 0;
+long live_holders = 0;
+
+std::string demangle(const char* mangled) {
+    int status = 0;
+    char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+    std::string name = (status == 0 && readable) ? readable : mangled;
+    std::free(readable);
+    return name;
+}
+
+std::string current_type_name() {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    return type ? demangle(type->name()) : std::string("unknown");
+}
+
+void record(int kind, int function, const char* message) {
+    pending.kind = kind;
+    pending.function = function;
+    pending.handle = 0;
+    pending.type_name = current_type_name();
+    pending.message = message ? message : "";
+}
+
+}  // namespace
+
+// Called from a trampoline's catch (...) block: classify the exception in flight.
+PM_API void pm_rt_capture(int function) {
+    try {
+        throw;
+    } catch (const PythonError& error) {
+        pending.kind = PYTHON;
+        pending.function = function;
+        pending.handle = error.handle;
+        pending.type_name.clear();
+        pending.message.clear();
+    } catch (const std::invalid_argument& error) {
+        record(INVALID_ARGUMENT, function, error.what());
+    } catch (const std::out_of_range& error) {
+        record(OUT_OF_RANGE, function, error.what());
+    } catch (const std::runtime_error& error) {
+        record(RUNTIME_ERROR, function, error.what());
+    } catch (const std::exception& error) {
+        record(STD_EXCEPTION, function, error.what());
+    } catch (...) {
+        record(UNKNOWN, function, "");
+    }
+}
+
+PM_API int pm_rt_pending(void) { return pending.kind; }
+
+// Read and clear the pending error (the C glue calls this with the GIL held).
+PM_API int pm_rt_take(int* function, long* handle, const char** type_name,
+                      const char** message) {
+    int kind = pending.kind;
+    *function = pending.function;
+    *handle = pending.handle;
+    *type_name = pending.type_name.c_str();  // valid until the next capture
+    *message = pending.message.c_str();
+    pending.kind = NONE;
+    return kind;
+}
+
+PM_API void pm_rt_note_callback_error(long handle) { callback_error = handle; }
+
+// After a callback returns: if it raised, throw so the C++ frames unwind to the
+// trampoline, which hands the original Python exception back to Python.
+PM_API void pm_rt_check_callback(void) {
+    long handle = callback_error;
+    if (handle != 0) {
+        callback_error = 0;
+        throw PythonError{handle};
+    }
+}
+
+PM_API void pm_rt_clear_callback(void) { callback_error = 0; }
+
+PM_API void pm_rt_stale_callback(void) {
+    throw std::logic_error(
+        "a function pointer made from a Python callable was called after the C++ "
+        "function it was passed to had returned (or from another thread)");
+}
+
+// Owners of memory handed to NumPy (returned vectors and strings) count themselves
+// here, so tests can see that dropping the last array frees the vector.
+PM_API void pm_rt_holder_created(void) { __atomic_add_fetch(&live_holders, 1, __ATOMIC_RELAXED); }
+PM_API void pm_rt_holder_destroyed(void) { __atomic_sub_fetch(&live_holders, 1, __ATOMIC_RELAXED); }
+PM_API long pm_rt_live_holders(void) { return __atomic_load_n(&live_holders, __ATOMIC_RELAXED); }

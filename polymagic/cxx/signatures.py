@@ -1,0 +1,254 @@
+"""Read the functions a C++ cell defines at top level, with libclang (a real front end).
+
+`parse(source, flags)` returns a JSON-able plan: every exported function with its
+parameter and result type specs (see `types`), the Python name it gets, and its cell
+line; plus the functions that are not exported and why. The plan is stored next to the
+built module, so a cache hit never runs libclang.
+"""
+from __future__ import annotations
+
+import functools
+import subprocess
+import warnings
+from collections import defaultdict
+
+from . import types
+from .types import Unsupported
+
+CELL_FILE = "cell.cpp"
+
+
+class UnsupportedSignature(UserWarning):
+    """A cell function was not exported because a type in its signature cannot cross."""
+
+
+@functools.lru_cache(maxsize=None)
+def system_include_dirs(compiler: str) -> tuple[str, ...]:
+    """The compiler's own include search path, for libclang (`-E -x c++ - -v`)."""
+    result = subprocess.run([compiler, "-E", "-x", "c++", "-", "-v"], input="",
+                            capture_output=True, text=True, check=False)
+    lines = result.stderr.splitlines()
+    try:
+        start = lines.index("#include <...> search starts here:") + 1
+        end = lines.index("End of search list.", start)
+    except ValueError:
+        return ()
+    return tuple(line.strip() for line in lines[start:end])
+
+
+def clang_args(compiler: str, std: str, include_dirs=(), defines=()) -> list[str]:
+    args = ["-x", "c++", f"-std={std}", *defines]
+    args += [f"-I{path}" for path in include_dirs]
+    for path in system_include_dirs(compiler):
+        args += ["-isystem", path]
+    return args
+
+
+def parse(source: str, args: list[str]) -> dict:
+    """The export plan of `source` (a cell), parsed by libclang with `args`."""
+    import clang.cindex as cindex
+    index = cindex.Index.create()
+    unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)])
+    errors = [f"cell:{d.location.line}: {d.spelling}" for d in unit.diagnostics
+              if d.severity >= cindex.Diagnostic.Error]
+    functions, skipped, declared = [], [], {}
+    for cursor in _top_level(unit.cursor, cindex):
+        if cursor.kind == cindex.CursorKind.FUNCTION_TEMPLATE:
+            skipped.append({"name": cursor.spelling, "line": cursor.location.line,
+                            "reason": "templates are not exported (call it from a "
+                                      "plain function, or instantiate it in one)"})
+            continue
+        if not cursor.is_definition():
+            declared.setdefault(cursor.spelling, cursor.location.line)
+            continue
+        if cursor.spelling == "main":
+            continue
+        try:
+            functions.append(_function(cursor, cindex))
+        except Unsupported as reason:
+            skipped.append({"name": cursor.spelling, "line": cursor.location.line,
+                            "reason": str(reason), "warn": True})
+    _name_exports(functions, skipped)
+    for number, function in enumerate(functions):
+        function["symbol"] = f"pm_f{number}"
+        function["index"] = number
+    return {"functions": functions, "skipped": skipped, "parse_errors": errors,
+            "declared": declared}
+
+
+def warn_skipped(plan: dict) -> None:
+    """One warning per function left out because of its types (also on cache hits)."""
+    for entry in plan["skipped"]:
+        if entry.get("warn"):
+            warnings.warn(f"C++ function {entry['name']!r} (cell line {entry['line']}) "
+                          f"is not exported: {entry['reason']}", UnsupportedSignature,
+                          stacklevel=3)
+
+
+def _top_level(cursor, cindex):
+    """Function definitions and templates of the cell's global scope (extern "C" too)."""
+    for child in cursor.get_children():
+        location = child.location
+        if location.file is None or location.file.name != CELL_FILE:
+            continue
+        if child.kind == cindex.CursorKind.LINKAGE_SPEC:
+            yield from _top_level(child, cindex)
+        elif child.kind in (cindex.CursorKind.FUNCTION_DECL,
+                            cindex.CursorKind.FUNCTION_TEMPLATE):
+            yield child
+
+
+def _function(cursor, cindex) -> dict:
+    name = cursor.spelling
+    if cursor.type.kind == cindex.TypeKind.FUNCTIONPROTO and \
+            cursor.type.is_function_variadic():
+        raise Unsupported("variadic functions cannot be called through a trampoline")
+    params = []
+    for position, argument in enumerate(cursor.get_arguments()):
+        param_name = argument.spelling or f"arg{position}"
+        try:
+            spec = _param_spec(argument.type.get_canonical(), cindex)
+        except Unsupported as reason:
+            raise Unsupported(f"parameter {param_name!r} has type "
+                              f"'{argument.type.spelling}': {reason}") from None
+        params.append({"name": param_name, "type": spec})
+    try:
+        result = _result_spec(cursor.result_type.get_canonical(), cindex)
+    except Unsupported as reason:
+        raise Unsupported(f"its result type '{cursor.result_type.spelling}' "
+                          f"{reason}") from None
+    return {"name": name, "export": name, "line": cursor.location.line,
+            "params": params, "ret": result}
+
+
+def _name_exports(functions: list, skipped: list) -> None:
+    """Overloads are exported as name__<types>, so every export name is unique."""
+    by_name = defaultdict(list)
+    for function in functions:
+        by_name[function["name"]].append(function)
+    taken = set(by_name)
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        for function in group:
+            suffix = "_".join(_tag(p["type"]) for p in function["params"]) or "void"
+            export = f"{name}__{suffix}"
+            if export in taken:
+                functions.remove(function)
+                skipped.append({"name": name, "line": function["line"], "warn": True,
+                                "reason": f"its overload name {export!r} is taken"})
+                continue
+            taken.add(export)
+            function["export"] = export
+            function["overload_of"] = name
+
+
+def _tag(spec: dict) -> str:
+    kind = spec["kind"]
+    if kind == "scalar":
+        return spec["tag"]
+    if kind in ("array", "span"):
+        return f"{kind}{'c' if spec['const'] else ''}_{spec['tag']}"
+    return kind
+
+
+def _qualified_name(declaration) -> str:
+    """'std::vector', skipping inline namespaces such as std::__cxx11."""
+    parts = []
+    while declaration is not None and declaration.kind.name != "TRANSLATION_UNIT":
+        if not declaration.spelling.startswith("__"):
+            parts.append(declaration.spelling)
+        declaration = declaration.semantic_parent
+    return "::".join(reversed(parts))
+
+
+def _scalar_tag(type_, cindex, allow_bool=True) -> str:
+    name = type_.kind.name
+    if name not in types.SCALARS or (name == "BOOL" and not allow_bool):
+        raise Unsupported(f"'{type_.spelling}' is not an arithmetic type polymagic "
+                          f"passes")
+    return types.SCALARS[name][3]
+
+
+def _template_args(type_) -> list:
+    return [type_.get_template_argument_type(i)
+            for i in range(type_.get_num_template_arguments())]
+
+
+def _callback_spec(proto, kind: str, cindex) -> dict:
+    result = proto.get_result().get_canonical()
+    ret = None if result.kind == cindex.TypeKind.VOID else _scalar_tag(result, cindex)
+    args = [_scalar_tag(arg.get_canonical(), cindex) for arg in proto.argument_types()]
+    return {"kind": kind, "ret": ret, "args": args}
+
+
+def _param_spec(type_, cindex) -> dict:
+    kind = type_.kind
+    if kind.name in types.SCALARS:
+        return types.scalar(kind.name)
+    if kind == cindex.TypeKind.POINTER:
+        pointee = type_.get_pointee()
+        if pointee.kind == cindex.TypeKind.FUNCTIONPROTO:
+            return _callback_spec(pointee, "fnptr", cindex)
+        if pointee.kind in (cindex.TypeKind.CHAR_S, cindex.TypeKind.CHAR_U) and \
+                pointee.is_const_qualified():
+            return {"kind": "cstr"}
+        if pointee.kind.name in types.SCALARS:
+            return {"kind": "array", "tag": types.SCALARS[pointee.kind.name][3],
+                    "const": pointee.is_const_qualified()}
+        raise Unsupported("only pointers to arithmetic types (NumPy arrays), const "
+                          "char* and function pointers are supported")
+    if kind == cindex.TypeKind.LVALUEREFERENCE:
+        pointee = type_.get_pointee()
+        if pointee.is_const_qualified() and _string_form(pointee, cindex) == "value":
+            return {"kind": "string", "form": "cref"}
+        raise Unsupported("references are not supported except const std::string& "
+                          "(pass arrays as T*, const T* or std::span<T>)")
+    if kind == cindex.TypeKind.RECORD:
+        form = _string_form(type_, cindex)
+        if form:
+            return {"kind": "string", "form": form}
+        name = _qualified_name(type_.get_declaration())
+        if name == "std::span":
+            element = _template_args(type_)[0]
+            if type_.get_size() != 16:  # a fixed extent span is one pointer wide
+                raise Unsupported("only dynamic-extent std::span is supported")
+            return {"kind": "span", "tag": _scalar_tag(element, cindex),
+                    "const": element.is_const_qualified()}
+        if name == "std::function":
+            return _callback_spec(_template_args(type_)[0], "function", cindex)
+        if name == "std::vector":
+            raise Unsupported("std::vector parameters would copy; take "
+                              "std::span<const T> or const T* for a NumPy array")
+    raise Unsupported("this type cannot cross between Python and C++")
+
+
+def _string_form(type_, cindex) -> str | None:
+    if type_.kind != cindex.TypeKind.RECORD:
+        return None
+    name = _qualified_name(type_.get_declaration())
+    forms = {"std::basic_string": "value", "std::basic_string_view": "view"}
+    if name in forms and _template_args(type_)[0].kind == cindex.TypeKind.CHAR_S:
+        return forms[name]
+    return None
+
+
+def _result_spec(type_, cindex) -> dict:
+    kind = type_.kind
+    if kind == cindex.TypeKind.VOID:
+        return {"kind": "void"}
+    if kind.name in types.SCALARS:
+        return types.scalar(kind.name)
+    if kind == cindex.TypeKind.POINTER:
+        pointee = type_.get_pointee()
+        if pointee.kind in (cindex.TypeKind.CHAR_S, cindex.TypeKind.CHAR_U) and \
+                pointee.is_const_qualified():
+            return {"kind": "cstr"}
+    if _string_form(type_, cindex) == "value":
+        return {"kind": "string", "form": "value"}
+    if kind == cindex.TypeKind.RECORD and \
+            _qualified_name(type_.get_declaration()) == "std::vector":
+        element = _template_args(type_)[0]
+        return {"kind": "vector", "tag": _scalar_tag(element, cindex, allow_bool=False)}
+    raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
+                      "void, const char*, std::string, std::vector<arithmetic>)")
