@@ -28,13 +28,20 @@ def _magic_classes():
 
 
 def register(ipython) -> None:
-    """Register every language's magics with `ipython`; starts no runtime."""
+    """Register every language's magics with `ipython`; starts no runtime.
+
+    The shell's user namespace becomes the one every language reaches (polymagic.hub).
+    """
+    from ..hub import set_ipython_namespace
+    set_ipython_namespace(ipython.user_ns)
     for magic_class in _magic_classes():
         ipython.register_magics(magic_class(ipython))
 
 
 def unregister(ipython) -> None:
     """Remove polymagic's magics from `ipython`."""
+    from ..hub import set_ipython_namespace
+    set_ipython_namespace(None)
     magics = ipython.magics_manager.magics
     for magic_class in _magic_classes():
         for kind in ("line", "cell"):

@@ -1,0 +1,73 @@
+"""The one Python namespace every language reaches (R's `py$f`, Julia's `py.f`,
+C++'s `PM_PYTHON` declarations).
+
+Which namespace: the one given to `use_namespace()`; else, in IPython, the shell's
+user namespace (set by `%load_ext polymagic`); else the globals of the Python code that
+called into polymagic (the innermost frame outside polymagic and the bridges'
+libraries), so a script's module-level functions are reachable without set-up.
+Names are looked up at call time, so redefining a function in any cell is seen by
+every language at its next call.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import PolymagicError
+
+_state = {"explicit": None, "ipython": None}
+
+_PLUMBING = (os.path.dirname(__file__) + os.sep, f"{os.sep}rpy2{os.sep}",
+             f"{os.sep}cffi{os.sep}", f"{os.sep}juliacall{os.sep}", "<frozen ")
+
+
+class HubNameError(PolymagicError, NameError, KeyError):
+    """A language asked the shared namespace for a name it does not hold."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def use_namespace(namespace: dict | None) -> None:
+    """Make `namespace` the shared one (None: back to the default rules)."""
+    if namespace is not None and not isinstance(namespace, dict):
+        raise TypeError(f"use_namespace() takes a dict (e.g. globals()), not "
+                        f"{type(namespace).__name__}")
+    _state["explicit"] = namespace
+
+
+def set_ipython_namespace(namespace: dict | None) -> None:
+    """Called by `%load_ext polymagic` with the shell's user namespace."""
+    _state["ipython"] = namespace
+
+
+def namespace() -> dict:
+    """The shared namespace, by the rules in this module's docstring."""
+    return _state["explicit"] or _state["ipython"] or _caller_globals()
+
+
+def _caller_globals() -> dict:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if not any(part in frame.f_code.co_filename for part in _PLUMBING):
+            return frame.f_globals
+        frame = frame.f_back
+    import __main__
+    return vars(__main__)
+
+
+def lookup(name: str, language: str):
+    """`name` from the shared namespace; HubNameError saying who asked when missing."""
+    space = namespace()
+    try:
+        return space[name]
+    except KeyError:
+        raise HubNameError(
+            f"{language} asked Python for {name!r}, but the shared namespace has no "
+            f"such name (define it in Python, export it from a cell, or pass the "
+            f"namespace with polymagic.use_namespace(globals()))") from None
+
+
+def assign(name: str, value) -> None:
+    """Bind `name` in the shared namespace (R's `py$x <- value`)."""
+    namespace()[name] = value
