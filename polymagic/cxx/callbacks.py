@@ -38,7 +38,9 @@ def stash(error: BaseException) -> int:
 
 def _onerror_for(lib):
     def onerror(exc_type, error, traceback):
-        lib.pm_rt_note_callback_error(stash(error))
+        if error is None:  # cffi passes the type alone for some C-level failures
+            error = exc_type()
+        lib.pm_rt_note_callback_error(stash(error.with_traceback(traceback)))
         return None  # cffi returns the zero value; the thunk throws before using it
     return onerror
 

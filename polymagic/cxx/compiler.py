@@ -113,12 +113,12 @@ def _check_link(result: subprocess.CompletedProcess, plan: dict) -> None:
     symbol as a warning; Python's API is resolved when the module loads, every other
     one would fail then, so it is an error now.
     """
-    problems = _unresolved(result.stderr)
+    problems = list(dict.fromkeys(_unresolved(result.stderr)))
     if result.returncode == 0 and not problems:
         return
     text = "\n".join(problems) if result.returncode == 0 else result.stderr
     lines = [int(n) for n in _CELL_REF.findall(text)]
-    for name in _UNDEFINED.findall(text):
+    for name in dict.fromkeys(_UNDEFINED.findall(text)):
         line = plan["declared"].get(name.rpartition("::")[2])
         if line:
             lines.append(line)

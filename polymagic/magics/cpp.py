@@ -1,0 +1,52 @@
+"""`%%cpp`: compile a C++ cell and bind its top-level functions in the user namespace."""
+from __future__ import annotations
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+
+@magics_class
+class CppMagics(Magics):
+    """The C++ cell magic; all behaviour lives in polymagic.bridges.cpp."""
+
+    @magic_arguments()
+    @argument("-c", "--compile-args", action="append", default=[], metavar="FLAGS",
+              help="Extra compiler flags (repeatable; quoted strings are split).")
+    @argument("--link-args", action="append", default=[], metavar="FLAGS",
+              help="Extra linker flags (repeatable; quoted strings are split).")
+    @argument("-l", dest="libraries", action="append", default=[], metavar="LIB",
+              help="Link with library LIB (repeatable).")
+    @argument("-L", dest="library_dirs", action="append", default=[], metavar="DIR",
+              help="Search DIR for libraries (repeatable).")
+    @argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
+              help="Search DIR for headers (repeatable).")
+    @argument("--std", default="c++17", help="C++ standard (c++20 for std::span).")
+    @argument("-O", dest="optimize", default="2", metavar="LEVEL",
+              choices=["0", "1", "2", "3", "s", "fast", "g"],
+              help="Optimisation level: 0, 1, 2, 3, s, fast (default 2).")
+    @argument("-n", "--name", default=None,
+              help="Also bind the module object under this name.")
+    @argument("-f", "--force", action="store_true", default=False,
+              help="Rebuild even if the cell is in the build cache.")
+    @argument("--verbose", action="store_true", default=False,
+              help="Print the compiler and linker commands and their output.")
+    @cell_magic
+    def cpp(self, line: str, cell: str) -> None:
+        """Compile the cell as C++; every top-level function becomes a Python callable.
+
+        Arrays pass as zero-copy views (T*, const T*, std::span<T>), returned
+        std::vector<T> become NumPy arrays owning the vector's memory, Python callables
+        pass as function pointers or std::function. See docs/cpp.md.
+        """
+        from ..bridges.cpp import CppOptions, load
+
+        args = parse_argstring(self.cpp, line)
+        options = CppOptions.make(args.compile_args, args.link_args, args.libraries,
+                                  args.library_dirs, args.include_dirs, args.std,
+                                  args.optimize, args.name, args.force, args.verbose)
+        module = load(cell, options)
+        namespace = self.shell.user_ns
+        for export in module.__exports__:
+            namespace[export] = getattr(module, export)
+        if args.name:
+            namespace[args.name] = module

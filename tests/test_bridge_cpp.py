@@ -1,0 +1,297 @@
+"""pm.cpp: C++ cells compiled by the real compiler, loaded through cffi, zero-copy."""
+import gc
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+import polymagic as pm
+from polymagic.errors import CompileError, ConversionError, CppError
+
+if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
+    pytest.skip("no C++ compiler on PATH", allow_module_level=True)
+
+CELL = r"""
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+int add(int a, int b) { return a + b; }
+double scale(double x, float k) { return x * k; }
+bool negate(bool b) { return !b; }
+unsigned long long big(unsigned long long x) { return x + 1; }
+void nothing() {}
+
+void fill(double* out, long n, double value) { for (long i = 0; i < n; ++i) out[i] = value; }
+std::uintptr_t address_of(const double* data) { return (std::uintptr_t)data; }
+double total(std::span<const double> xs) { double s = 0; for (double x : xs) s += x; return s; }
+std::uintptr_t span_address(std::span<double> xs) { xs[0] = 42; return (std::uintptr_t)xs.data(); }
+long count_ints(const std::int32_t* xs, long n) { long s = 0; for (long i = 0; i < n; ++i) s += xs[i]; return s; }
+
+std::string greet(const std::string& who) { return "hello " + who; }
+std::size_t length(const char* text) { return std::string(text).size(); }
+const char* constant() { return "static text"; }
+std::string shout(std::string_view text) { return std::string(text) + "!"; }
+
+static std::uintptr_t last_vector = 0;
+std::vector<double> ramp(int n) {
+    std::vector<double> v(n);
+    for (int i = 0; i < n; ++i) v[i] = i;
+    last_vector = (std::uintptr_t)v.data();
+    return v;
+}
+std::uintptr_t last_vector_address() { return last_vector; }
+
+double call_twice(double (*f)(double), double x) { return f(f(x)); }
+double call_function(std::function<double(double)> f, double x) { return f(x) + 1; }
+void call_void(std::function<void(int)> f) { f(7); }
+
+int depth(int n, int (*again)(int)) { return n <= 0 ? 0 : 1 + again(n - 1); }
+
+static int unwound = 0;
+struct Sentinel { ~Sentinel() { ++unwound; } };
+static int after_callback = 0;
+double guarded(double (*f)(double)) {
+    Sentinel s;
+    double r = f(1.0);
+    ++after_callback;
+    return r;
+}
+int unwound_count() { return unwound; }
+int after_callback_count() { return after_callback; }
+
+int check_positive(int x) { if (x < 0) throw std::invalid_argument("negative input"); return x; }
+int element(int i) { std::vector<int> v{1, 2, 3}; return v.at(i); }
+void fail_runtime() { throw std::runtime_error("runtime trouble"); }
+void fail_logic() { throw std::logic_error("logic trouble"); }
+void fail_int() { throw 42; }
+
+static int helper_static(int x) { return 2 * x; }
+inline int helper_inline(int x) { return 3 * x; }
+constexpr int helper_constexpr(int x) { return 4 * x; }
+
+double twice(double x) { return 2 * x; }
+int twice(int x) { return 2 * x; }
+
+template <class T> T identity(T x) { return x; }
+long double unsupported(long double x) { return x; }
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Each test module builds into its own fresh cache directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def cell():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = pm.cpp(CELL, std="c++20")
+    module.caught_warnings = caught
+    return module
+
+
+def test_scalars_are_cffi_builtins(cell):
+    """Arithmetic and bool functions are cffi's own builtins, returning right values."""
+    assert cell.add(2, 3) == 5
+    assert cell.scale(1.5, 2.0) == 3.0
+    assert cell.negate(True) is False
+    assert cell.big(2**64 - 2) == 2**64 - 1
+    assert cell.nothing() is None
+    assert type(cell.add).__name__ == "builtin_function_or_method"
+
+
+def test_pointer_is_a_view(cell):
+    """T* writes into the NumPy array itself; const T* receives its data address."""
+    data = np.zeros(5)
+    cell.fill(data, 5, 2.5)
+    assert np.all(data == 2.5)
+    assert cell.address_of(data) == data.ctypes.data
+    assert cell.count_ints(np.arange(4, dtype=np.int32), 4) == 6
+
+
+def test_pointer_dtype_is_checked(cell):
+    """A float32 array for double* raises a TypeError naming both dtypes."""
+    with pytest.raises(TypeError, match="float64.*float32") as info:
+        cell.fill(np.zeros(3, dtype=np.float32), 3, 1.0)
+    assert isinstance(info.value, ConversionError)
+    assert cell.add(1, 1) == 2
+
+
+def test_readonly_array_needs_const_pointer(cell):
+    """A read-only array is refused for double* but accepted for const double*."""
+    data = np.ones(3)
+    data.flags.writeable = False
+    with pytest.raises(TypeError, match="read-only"):
+        cell.fill(data, 3, 0.0)
+    assert cell.address_of(data) == data.ctypes.data
+
+
+def test_strided_array_is_refused(cell):
+    """A strided array cannot be a pointer without a copy, so it raises."""
+    with pytest.raises(TypeError, match="contiguous"):
+        cell.address_of(np.zeros(10)[::2])
+
+
+def test_span_is_a_view(cell):
+    """std::span<T> sees the array's memory: same address, writes visible."""
+    data = np.arange(4.0)
+    assert cell.total(data) == 6.0
+    assert cell.span_address(data) == data.ctypes.data
+    assert data[0] == 42
+
+
+def test_strings_cross_both_ways(cell):
+    """str -> const std::string& / const char* / string_view, and back to str."""
+    assert cell.greet("wörld") == "hello wörld"
+    assert cell.length("héllo") == len("héllo".encode())
+    assert cell.constant() == "static text"
+    assert cell.shout("hey") == "hey!"
+    with pytest.raises(TypeError, match="str"):
+        cell.greet(3)
+
+
+def test_vector_result_owns_the_vector_memory(cell):
+    """A returned std::vector becomes an array over the vector's own buffer, freed later."""
+    live_before = cell.lib.pm_rt_live_holders()
+    values = cell.ramp(5)
+    assert values.tolist() == [0, 1, 2, 3, 4]
+    assert values.ctypes.data == cell.last_vector_address()
+    assert cell.lib.pm_rt_live_holders() == live_before + 1
+    values[0] = 9.0  # writable, like any array
+    del values
+    gc.collect()
+    assert cell.lib.pm_rt_live_holders() == live_before
+
+
+def test_function_pointer_and_std_function_take_callables(cell):
+    """Python callables pass as function pointers and std::function."""
+    assert cell.call_twice(lambda x: x * 3, 1.0) == 9.0
+    assert cell.call_function(lambda x: x / 2, 4.0) == 3.0
+    seen = []
+    cell.call_void(seen.append)
+    assert seen == [7]
+
+
+def test_callback_recursion_into_cpp(cell):
+    """C++ calls Python, which calls the same C++ function again, to depth 50."""
+    def again(n):
+        return cell.depth(n, again)
+    assert cell.depth(50, again) == 50
+
+
+def test_python_error_in_callback_unwinds_cpp(cell):
+    """A callback's exception unwinds the C++ frames and arrives as the same object."""
+    original = KeyError("from the callback")
+
+    def failing(x):
+        raise original
+
+    unwound, after = cell.unwound_count(), cell.after_callback_count()
+    with pytest.raises(KeyError) as info:
+        cell.guarded(failing)
+    assert info.value is original
+    assert cell.unwound_count() == unwound + 1  # the C++ destructor ran
+    assert cell.after_callback_count() == after  # C++ did not continue after the call
+    assert cell.guarded(lambda x: x) == 1.0
+
+
+def test_cpp_exceptions_map_to_python(cell):
+    """invalid_argument, out_of_range, runtime_error, logic_error and `throw 42` map."""
+    with pytest.raises(ValueError, match="negative input") as info:
+        cell.check_positive(-1)
+    assert isinstance(info.value, CppError) and info.value.line == CELL.splitlines().index(
+        "int check_positive(int x) { if (x < 0) throw std::invalid_argument(\"negative "
+        "input\"); return x; }") + 1
+    with pytest.raises(IndexError):
+        cell.element(10)
+    with pytest.raises(RuntimeError, match="runtime trouble"):
+        cell.fail_runtime()
+    with pytest.raises(RuntimeError, match="std::logic_error: logic trouble"):
+        cell.fail_logic()
+    with pytest.raises(CppError, match="not a std::exception") as info:
+        cell.fail_int()
+    assert not isinstance(info.value, RuntimeError)
+    assert cell.check_positive(3) == 3
+
+
+def test_static_inline_constexpr_are_exported(cell):
+    """Internal-linkage and inline functions are exported like any other."""
+    assert (cell.helper_static(1), cell.helper_inline(1), cell.helper_constexpr(1)) == \
+        (2, 3, 4)
+
+
+def test_overloads_get_suffixed_names(cell):
+    """Overloads are exported as name__<parameter types>."""
+    assert cell.twice__double(1.5) == 3.0
+    assert cell.twice__int(2) == 4
+    assert not hasattr(cell, "twice")
+
+
+def test_templates_and_unsupported_types_are_skipped(cell):
+    """Templates are listed as skipped; unsupported types warn naming function and type."""
+    skipped = {entry["name"]: entry["reason"] for entry in cell.__skipped__}
+    assert "template" in skipped["identity"]
+    messages = [str(w.message) for w in cell.caught_warnings]
+    assert any("unsupported" in m and "long double" in m for m in messages), messages
+    assert not hasattr(cell, "unsupported")
+
+
+def test_compile_error_names_the_cell_line():
+    """A compile error raises CompileError with the cell's own line number."""
+    source = "int fine() { return 1; }\n\nint broken() { return undefined_name; }\n"
+    with pytest.raises(CompileError) as info:
+        pm.cpp(source)
+    assert info.value.lines == [3]
+    assert "cell:3" in str(info.value) and "undefined_name" in str(info.value)
+    assert pm.cpp("int fine() { return 1; }").fine() == 1
+
+
+def test_link_error_names_the_cell_line():
+    """Calling a function that is declared but never defined is a CompileError at link."""
+    source = "double missing(double);\ndouble use(double x) { return missing(x); }\n"
+    with pytest.raises(CompileError, match="missing") as info:
+        pm.cpp(source)
+    assert 1 in info.value.lines
+
+
+def test_redefinition_gives_new_code():
+    """Editing a cell and running it again binds the names to the new code."""
+    first = pm.cpp("int version() { return 1; }")
+    second = pm.cpp("int version() { return 2; }")
+    assert (first.version(), second.version()) == (1, 2)
+
+
+def test_unchanged_cell_is_loaded_from_cache():
+    """Running the same cell twice loads the same cached library, without rebuilding."""
+    source = "int cached_value() { return 7; }"
+    first = pm.cpp(source)
+    built = os.stat(first.__file__).st_mtime_ns
+    again = pm.cpp(source)
+    assert again.__file__ == first.__file__
+    assert os.stat(again.__file__).st_mtime_ns == built
+    assert again.cached_value() == 7
+
+
+def test_force_rebuilds():
+    """force=True builds again (a new library) and the result works."""
+    source = "int forced() { return 5; }"
+    first = pm.cpp(source)
+    forced = pm.cpp(source, force=True)
+    assert forced.__file__ != first.__file__ and forced.forced() == 5
+
+
+def test_options_reach_the_compiler():
+    """compile_args (-D) and optimize reach the compiler and libclang."""
+    module = pm.cpp("int value() { return VALUE; }", compile_args="-DVALUE=11",
+                    optimize="0", name="valued")
+    assert module.value() == 11 and module.__name__ == "valued"
