@@ -291,3 +291,11 @@ def test_distutils_header_comments_are_honoured():
             return s
         """))
     assert module.greet() == b"hello"
+
+
+def test_redefinition_under_a_fixed_name():
+    """Editing a cell built with name= loads the new code under the same module name."""
+    old = bridge.cython("def which():\n    return 1\n", name="pm_fixed_name")
+    new = bridge.cython("def which():\n    return 2\n", name="pm_fixed_name")
+    assert (old.which(), new.which()) == (1, 2)
+    assert new.__name__ == "pm_fixed_name"
