@@ -12,10 +12,14 @@ import os
 from pathlib import Path
 
 from .. import build
-from ..cxx import compiler as cpp_compiler
 from ..cxx.options import CppOptions, compiler
 
 __all__ = ["cpp", "CppOptions"]
+
+# Files of a cache entry (written by polymagic.cxx.compiler, which a cache hit never
+# imports: no libclang, no cffi code generator, no compiler run).
+MODULE_FILE = "module.so"
+PLAN_FILE = "plan.json"
 
 
 def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dirs=(),
@@ -36,7 +40,6 @@ def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dir
 def load(source: str, options: CppOptions):
     """Build (or find in the cache) and load `source` with `options`."""
     from ..cxx import module as cpp_module
-    from ..cxx.signatures import warn_skipped
     from ..tracebacks import register_source
 
     cxx = compiler()
@@ -47,13 +50,14 @@ def load(source: str, options: CppOptions):
     module_name = f"_pm_{key}"
 
     def produce(staging: Path) -> None:
-        cpp_compiler.build_module(source, options, module_name, cxx, staging)
+        from ..cxx.compiler import build_module
+        build_module(source, options, module_name, cxx, staging, MODULE_FILE, PLAN_FILE)
 
-    library = build.cached_build(key, cpp_compiler.MODULE_FILE, produce)
-    plan = json.loads((library.parent / cpp_compiler.PLAN_FILE).read_text())
+    library = build.cached_build(key, MODULE_FILE, produce)
+    plan = json.loads((library.parent / PLAN_FILE).read_text())
     filename = f"<C++ cell {key[4:12]}>"
     register_source(filename, source)
-    warn_skipped(plan)
+    cpp_module.warn_skipped(plan)
     extension = cpp_module.load_extension(module_name, str(library))
     return cpp_module.make_module(options.name or filename, extension, plan, source,
                                   filename)

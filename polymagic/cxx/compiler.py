@@ -18,8 +18,6 @@ from . import codegen, signatures
 from .options import CppOptions
 
 RUNTIME_SOURCE = Path(__file__).with_name("runtime.cpp")
-MODULE_FILE = "module.so"
-PLAN_FILE = "plan.json"
 _CELL_LINE = re.compile(r"^cell:(\d+):(?:\d+:)? (?:fatal )?error", re.MULTILINE)
 _CELL_REF = re.compile(r"\bcell:(\d+)\b")
 _UNDEFINED = re.compile(r"undefined reference to `([^'(]+)")
@@ -38,8 +36,9 @@ def runtime_object(cxx: str) -> Path:
 
 
 def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
-                 staging: Path) -> None:
-    """Write MODULE_FILE and PLAN_FILE for `source` into `staging`, or raise."""
+                 staging: Path, module_file: str, plan_file: str) -> None:
+    """Write the extension `module_file` and the export plan `plan_file` into
+    `staging`, or raise CompileError."""
     runtime = runtime_object(cxx)
     args = signatures.clang_args(cxx, options.std, options.include_dirs,
                                  options.preprocessor_flags())
@@ -55,7 +54,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
     cell_result, glue_result = _finish(cell_job), _finish(glue_job)
     _check(cell_result, source, plan, "compilation")
     _check(glue_result, source, plan, "compilation of the cffi glue")
-    link = [cxx, "-shared", "-o", str(staging / MODULE_FILE),
+    link = [cxx, "-shared", "-o", str(staging / module_file),
             str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
             *options.link_flags(), "-Wl,-z,defs", "-Wl,--warn-unresolved-symbols"]
     link_result = build.run_tool(link)
@@ -63,7 +62,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
     if options.verbose:
         for job in (cell_result, glue_result, link_result):
             print(" ".join(job.args), job.stderr, sep="\n")
-    (staging / PLAN_FILE).write_text(json.dumps(plan))
+    (staging / plan_file).write_text(json.dumps(plan))
 
 
 def _python_includes() -> list[str]:

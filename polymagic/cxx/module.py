@@ -12,19 +12,30 @@ import importlib.machinery
 import importlib.util
 import keyword
 import types as pytypes
-from dataclasses import dataclass
+import warnings
 
 from ..errors import ConversionError
 from . import callbacks, types
 
 
-@dataclass
+class UnsupportedSignature(UserWarning):
+    """A cell function was not exported because a type in its signature cannot cross."""
+
+
+def warn_skipped(plan: dict) -> None:
+    """One warning per function left out because of its types (also on cache hits)."""
+    for entry in plan["skipped"]:
+        if entry.get("warn"):
+            warnings.warn(f"C++ function {entry['name']!r} (cell line {entry['line']}) "
+                          f"is not exported: {entry['reason']}", UnsupportedSignature,
+                          stacklevel=4)
+
+
 class ModuleInfo:
     """What the exception path needs to know about a loaded cell module."""
 
-    functions: list
-    source: str
-    filename: str
+    def __init__(self, functions: list, source: str, filename: str):
+        self.functions, self.source, self.filename = functions, source, filename
 
 
 def load_extension(module_name: str, path: str):

@@ -4,25 +4,31 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from dataclasses import asdict, dataclass, field
 
 from ..errors import BridgeUnavailable
 
 
-@dataclass(frozen=True)
 class CppOptions:
-    """Everything that decides how a cell is compiled and linked."""
+    """Everything that decides how a cell is compiled and linked.
 
-    compile_args: tuple[str, ...] = ()
-    link_args: tuple[str, ...] = ()
-    libraries: tuple[str, ...] = ()
-    library_dirs: tuple[str, ...] = ()
-    include_dirs: tuple[str, ...] = ()
-    std: str = "c++17"
-    optimize: str = "2"
-    name: str | None = None
-    force: bool = False
-    verbose: bool = False
+    (A plain class, not a dataclass: building one costs milliseconds at import, and a
+    cache hit in a new process has a budget of a few milliseconds in all.)
+    """
+
+    _FIELDS = ("compile_args", "link_args", "libraries", "library_dirs", "include_dirs",
+               "std", "optimize", "name", "force", "verbose")
+
+    def __init__(self, compile_args=(), link_args=(), libraries=(), library_dirs=(),
+                 include_dirs=(), std="c++17", optimize="2", name=None, force=False,
+                 verbose=False):
+        self.compile_args, self.link_args = compile_args, link_args
+        self.libraries, self.library_dirs = libraries, library_dirs
+        self.include_dirs, self.std, self.optimize = include_dirs, std, optimize
+        self.name, self.force, self.verbose = name, force, verbose
+
+    def __repr__(self) -> str:
+        return "CppOptions(" + ", ".join(
+            f"{field}={getattr(self, field)!r}" for field in self._FIELDS) + ")"
 
     @classmethod
     def make(cls, compile_args=(), link_args=(), libraries=(), library_dirs=(),
@@ -37,10 +43,8 @@ class CppOptions:
 
     def key_parts(self) -> dict:
         """What goes into the cache key (not name, force or verbose)."""
-        parts = asdict(self)
-        for ignored in ("name", "force", "verbose"):
-            parts.pop(ignored)
-        return parts
+        return {field: getattr(self, field) for field in self._FIELDS
+                if field not in ("name", "force", "verbose")}
 
     def cxx_flags(self) -> list[str]:
         return [f"-O{self.optimize}", f"-std={self.std}", "-fPIC",

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import warnings
 from collections import defaultdict
 
 from . import types
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
-
-
-class UnsupportedSignature(UserWarning):
-    """A cell function was not exported because a type in its signature cannot cross."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,15 +69,6 @@ def parse(source: str, args: list[str]) -> dict:
         function["index"] = number
     return {"functions": functions, "skipped": skipped, "parse_errors": errors,
             "declared": declared}
-
-
-def warn_skipped(plan: dict) -> None:
-    """One warning per function left out because of its types (also on cache hits)."""
-    for entry in plan["skipped"]:
-        if entry.get("warn"):
-            warnings.warn(f"C++ function {entry['name']!r} (cell line {entry['line']}) "
-                          f"is not exported: {entry['reason']}", UnsupportedSignature,
-                          stacklevel=3)
 
 
 def _top_level(cursor, cindex):
