@@ -23,7 +23,9 @@ import sys
 import threading
 import warnings
 
+from .. import hub
 from ..errors import RError, RNameError, RWarning
+from ..tracebacks import ForeignFrame, register_source, splice
 from . import r_runtime
 
 __all__ = ["R", "REngine", "RFunction", "CellResult"]
@@ -112,6 +114,30 @@ print_value <- function(value) print(value)
 emit_warning <- function(where, text) .External(".Python", warning_pointer, where, text)
 """
 
+# `py`, the shared Python namespace as seen from R (polymagic.hub), attached to R's
+# search path as "polymagic" so every R function can see it.
+_HUB_R = r"""
+py <- structure(new.env(), class = "polymagic_namespace")
+# S3 lookup does not search attached environments, so the methods are registered.
+local({
+    methods <- list(
+        `$` = function(x, name) py_get(name),
+        `[[` = function(x, i, ...) py_get(i),
+        `$<-` = function(x, name, value) { py_set(name, value); x },
+        `[[<-` = function(x, i, value) { py_set(i, value); x },
+        names = function(x) unlist(py_names()),
+        print = function(x, ...) {
+            cat("<the shared Python namespace:", length(names(x)), "names>\n")
+            invisible(x)
+        })
+    for (generic in names(methods))
+        registerS3method(generic, "polymagic_namespace", methods[[generic]])
+    registerS3method(".DollarNames", "polymagic_namespace",
+                     function(x, pattern = "") grep(pattern, names(x), value = TRUE),
+                     envir = asNamespace("utils"))
+})
+"""
+
 _cell_numbers = itertools.count(1)
 _PARSE_POSITION = re.compile(r":(\d+):(\d+): ([^\n]*)")
 _ERROR_PREFIX = re.compile(r"^Error(?: in )?", re.S)
@@ -151,6 +177,7 @@ class _Session:
         self.helpers = self._define_helpers()
         self._route_console()
         self._route_warnings()
+        self._install_hub()
         _to_r, _to_python = marshal.to_r, marshal.to_python
         _enter, _leave = self.shim.pm_sigint_enter, self.shim.pm_sigint_leave
         _RRuntimeError = self.ri.embedded.RRuntimeError
@@ -182,6 +209,15 @@ class _Session:
         ri.baseenv["eval"](ri.parse(
             "options(warning.expression = as.call(list(forward_warning)))"),
             self.helpers)
+
+    def _install_hub(self):
+        """`py` in R: `py$f(x)` calls a Python function of the shared namespace."""
+        ri, to_r = self.ri, self.marshal.to_r
+        env = ri.baseenv["attach"](ri.NULL, name="polymagic")
+        env["py_get"] = to_r(lambda name: hub.lookup(str(name), "R"))
+        env["py_set"] = to_r(hub.assign)
+        env["py_names"] = to_r(lambda: sorted(n for n in hub.namespace() if n[0] != "_"))
+        ri.baseenv["eval"](ri.parse(_HUB_R), env)
 
     # R's console output, in order, to whatever sys.stdout / sys.stderr are now.
     def write_stdout(self, text: str) -> None:
@@ -285,11 +321,9 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
     python_error = session.python_error or session.marshal.take_pending_python_error()
     session.python_error = None
     stack = _take_stack(session, outer_name, drop_outer)
-    if python_error is not None:
-        if stack:
-            python_error.add_note("R frames crossed (outermost first):\n" + "\n".join(
-                f"  {frame}" for frame in stack))
-        return python_error
+    frames = _traceback_frames(stack, cell, line)
+    if python_error is not None:  # re-raised as itself, with the R frames it crossed
+        return splice(python_error, frames)
     if interrupted:
         return KeyboardInterrupt()
     message = _strip_error_prefix(
@@ -303,7 +337,7 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
         # from Python, in whichever cell defined the function)
         cell, line = frame_file, frame_line
     source = session.sources.get(cell) if cell else None
-    return RError(message, stack=stack, line=line, source=source)
+    return splice(RError(message, stack=stack, line=line, source=source), frames)
 
 
 def _take_stack(session: _Session, outer_name: str, drop_outer: bool) -> list[str]:
@@ -317,6 +351,25 @@ def _take_stack(session: _Session, outer_name: str, drop_outer: bool) -> list[st
 
 
 _FRAME_PLACE = re.compile(r"  \[(.*):(\d+)\]$")
+_CALLED_NAME = re.compile(r"^([\w.]+|`[^`]+`)\(")
+
+
+def _traceback_frames(stack: list[str], cell: str | None, line: int | None):
+    """R frames as Python traceback entries, outermost first.
+
+    Each R stack entry is a call with the place it was made; a Python-style frame is
+    a function with the line it is executing, i.e. the place of the next call. The
+    top-level expression of a cell is a frame of its own. Calls made from code
+    without source references (R's base functions) give no frame.
+    """
+    frames = [ForeignFrame("R", "<top level>", cell, line)] if cell and line else []
+    for caller, callee in zip(stack, stack[1:]):
+        place = _FRAME_PLACE.search(callee)
+        if place:
+            name = _CALLED_NAME.match(caller)
+            function = name.group(1).strip("`") if name else caller.split("  [")[0]
+            frames.append(ForeignFrame("R", function, place.group(1), int(place.group(2))))
+    return frames
 
 
 def _innermost_cell_line(stack: list[str]):
@@ -350,6 +403,7 @@ class REngine:
         session = _session()
         filename = filename or f"<R cell {next(_cell_numbers)}>"
         session.sources[filename] = code
+        register_source(filename, code)  # so tracebacks can show R lines
         expressions = self._parse(session, code, filename)
         result = CellResult(None, False)
         srcrefs = expressions.do_slot("srcref") if len(expressions) else None

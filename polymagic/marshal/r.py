@@ -17,6 +17,7 @@ import functools
 
 import numpy as np
 
+from ..bridges.r_runtime import python_section
 from ..errors import ConversionError, CopyRequired
 from . import r_altrep
 from .r_altrep import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
@@ -317,7 +318,8 @@ def _run_callback(function, addresses, names):
                 args.append(value)
             else:
                 kwargs[name] = value
-        result = to_r(function(*args, **kwargs))
+        with python_section():  # Ctrl-C in a long Python callback stops it
+            result = to_r(function(*args, **kwargs))
         return (r_altrep.address_of(result), result)
     except BaseException as error:  # every exception must reach R as an R error
         _state["pending_error"] = error
