@@ -71,3 +71,30 @@ def lookup(name: str, language: str):
 def assign(name: str, value) -> None:
     """Bind `name` in the shared namespace (R's `py$x <- value`)."""
     namespace()[name] = value
+
+
+class NamespaceProxy:
+    """The shared namespace as an object with attributes (`py.f(3)` in Julia)."""
+
+    __slots__ = ("_language",)
+
+    def __init__(self, language: str):
+        object.__setattr__(self, "_language", language)
+
+    def __getattr__(self, name: str):
+        return lookup(name, self._language)
+
+    def __setattr__(self, name: str, value) -> None:
+        assign(name, value)
+
+    def __getitem__(self, name: str):
+        return lookup(name, self._language)
+
+    def __setitem__(self, name: str, value) -> None:
+        assign(name, value)
+
+    def __dir__(self):
+        return sorted(name for name in namespace() if not name.startswith("_"))
+
+    def __repr__(self) -> str:
+        return f"<the shared Python namespace, as seen from {self._language}>"

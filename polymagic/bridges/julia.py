@@ -21,6 +21,7 @@ import threading
 
 from .. import config
 from ..errors import BridgeUnavailable, JuliaError, ThreadError
+from ..hub import NamespaceProxy
 from ..marshal.julia import JULIA_SOURCE as CONVERSION_SOURCE
 from .julia_locate import HOW_TO_GET_JULIA, locate_julia
 
@@ -161,6 +162,9 @@ class JuliaBridge:
         self._helpers = helpers
         self._thread = threading.get_ident()
         self._juliacall = juliacall
+        # `py` in Julia: the shared Python namespace (polymagic.hub), e.g. py.f(3)
+        juliacall.Main.seval("function (x) global py = x; nothing end")(
+            NamespaceProxy("Julia"))
 
     def _prepare_environment(self) -> None:
         """Point juliapkg at the Julia we found, or refuse before any download."""
