@@ -299,3 +299,12 @@ def test_redefinition_under_a_fixed_name():
     new = bridge.cython("def which():\n    return 2\n", name="pm_fixed_name")
     assert (old.which(), new.which()) == (1, 2)
     assert new.__name__ == "pm_fixed_name"
+
+
+def test_undefined_c_symbol_is_a_link_error_at_its_declaration():
+    """A declared but undefined C function raises CompileError at its declaration line."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython("cdef extern int pm_nowhere()\n"
+                      "def g():\n    return pm_nowhere()\n")
+    assert caught.value.lines == [1]
+    assert "pm_nowhere" in str(caught.value)

@@ -101,7 +101,7 @@ def build(source: str, **options) -> CythonBuild:
     manifest = json.loads((path.parent / _MANIFEST).read_text())
     if manifest["utility_module"]:
         _load_utility_module(toolchain, manifest["utility_module"])
-    module = _load_extension(module_name, path)
+    module = _load_cell(module_name, path, source)
     html = _read_annotation(path.parent / manifest["annotation"]) \
         if manifest["annotation"] else None
     if opts.verbose:
@@ -420,6 +420,24 @@ def _load_extension(name: str, path: Path):
     sys.modules[name] = module  # so pickle and cdef classes find their module
     _LOADED[key] = module
     return module
+
+
+def _load_cell(name: str, path: Path, source: str):
+    """Load a built cell; an unresolved C symbol is a link error of the cell."""
+    try:
+        return _load_extension(name, path)
+    except ImportError as failure:
+        symbol = re.search(r"undefined symbol: (\w+)", str(failure))
+        if symbol is None:
+            raise  # the cell's own module-level code failed to import something
+        lines = [number for number, text in enumerate(source.splitlines(), start=1)
+                 if re.search(rf"\b{symbol[1]}\b", text)][:1]
+        where = f"cell:{lines[0]}: " if lines else ""
+        raise CompileError(
+            f"{LANGUAGE} (linker)",
+            f"{where}error: undefined symbol {symbol[1]!r}: declared but defined by no "
+            "compiled code or library (add -l/-L/-S, or define it)",
+            lines=lines) from failure
 
 
 def _read_annotation(html_file: Path) -> str:
