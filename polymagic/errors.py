@@ -84,6 +84,10 @@ class RWarning(UserWarning):
     """An R warning, re-issued as a Python warning (same order, R's message)."""
 
 
+class RRecursionError(RError, RecursionError):
+    """R ran out of C stack (deep recursion, often across languages)."""
+
+
 class JuliaError(ForeignError):
     """Julia threw an exception."""
 

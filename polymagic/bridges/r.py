@@ -24,7 +24,7 @@ import threading
 import warnings
 
 from .. import hub
-from ..errors import RError, RNameError, RWarning
+from ..errors import RError, RNameError, RRecursionError, RWarning
 from ..tracebacks import ForeignFrame, register_source, splice
 from . import r_runtime
 
@@ -42,7 +42,11 @@ parse_cell <- function(text, filename) {
 # The R call stack saved by R's default error handler, outermost first, as text:
 # "call  [file:line]". Big values in calls (rpy2 puts argument values, not names,
 # in the calls it builds) are shown by class, not deparsed.
-take_traceback <- function(outer_name, drop_outer) {
+take_traceback <- function(outer_name, drop_outer)
+    tryCatch(describe_traceback(outer_name, drop_outer),
+             error = function(e) paste("(R stack unavailable:", conditionMessage(e), ")"))
+
+describe_traceback <- function(outer_name, drop_outer) {
     calls <- get0(".Traceback", envir = baseenv(), inherits = FALSE)
     assign(".Traceback", NULL, envir = baseenv())
     if (is.null(calls)) return(character())
@@ -110,6 +114,10 @@ forward_warning <- function() {
 }
 
 print_value <- function(value) print(value)
+
+# deparse() reads this lazily loaded base variable; forced now, so that a C stack
+# overflow can never interrupt its first evaluation and break deparse() for good.
+invisible(base::..deparseOpts)
 
 emit_warning <- function(where, text) .External(".Python", warning_pointer, where, text)
 """
@@ -331,6 +339,8 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
         None if drop_outer or outer_name.startswith("<") else outer_name)
     if not message:
         message = "R stopped without a message"
+    if _C_STACK_OVERFLOW in message:
+        return RRecursionError(f"{message} (recursion too deep, through R)", stack=stack)
     frame_line, frame_file = _innermost_cell_line(stack)
     if frame_file is not None and (cell is None or frame_file == cell):
         # deeper than the top-level expression, in the same cell (or, for a call
@@ -350,6 +360,7 @@ def _take_stack(session: _Session, outer_name: str, drop_outer: bool) -> list[st
     return [str(frame) for frame in frames]
 
 
+_C_STACK_OVERFLOW = "C stack usage"
 _FRAME_PLACE = re.compile(r"  \[(.*):(\d+)\]$")
 _CALLED_NAME = re.compile(r"^([\w.]+|`[^`]+`)\(")
 

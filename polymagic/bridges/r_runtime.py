@@ -50,10 +50,21 @@ def start():
         if _state["rinterface"] is None:
             os.environ["R_HOME"] = r_home()
             rinterface = _import_rinterface()
+            _keep_r_stack_check()
             rinterface.initr_simple()
             _state["thread"] = threading.get_ident()
             _state["rinterface"] = rinterface
     return _state["rinterface"]
+
+
+def _keep_r_stack_check() -> None:
+    """Keep R's C stack check, which rpy2 turns off by default: with it, recursion
+    that goes deep through R raises an error (RecursionError) instead of a segfault.
+    R measures the stack of the main thread, so the check stays off when R is
+    started from another thread."""
+    from rpy2.rinterface_lib import embedded
+    if threading.current_thread() is threading.main_thread():
+        embedded._DEFAULT_C_STACK_LIMIT = 0  # 0: leave R's own limit in place
 
 
 def _import_rinterface():
