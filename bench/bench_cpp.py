@@ -1,0 +1,236 @@
+"""%%cpp against the tools it replaces, in one run.
+
+  compile   first compile of small cells with %%cpp (a new cell each time), cached
+            re-run in the same process and in a new process
+  call      per-call time of a trivial `int add(int, int)` from %%cpp vs the same
+            function through raw cffi in API mode and in ABI mode (built here by hand)
+  callback  C++ -> Python per callback: %%cpp function pointer vs raw ffi.callback
+  dot       dot product over 1e7 doubles: %%cpp vs the same C code compiled and
+            called by hand through cffi vs numpy.dot
+
+polymagic's C++ runtime object is compiled once per compiler (cached like a cell); the
+compile rows are measured with it already built, and its one-time cost is reported.
+
+Usage: python bench/bench_cpp.py        Writes bench/results/bench_cpp.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_cpp.json"
+TARGETS = {"first_compile_s": 0.5, "cached_same_process_ms": 5.0,
+           "cached_new_process_ms": 20.0, "call_ratio_vs_cffi_api": 1.3,
+           "callback_ns": 133.0, "callback_ratio_vs_ffi_callback": 1.1,
+           "dot_ratio_vs_hand": 1.1}
+
+CELLS = {
+    "scalar": "int add(int a, int b) { return a + b; }\n",
+    "dot": ("double dot(const double* a, const double* b, long n) {\n"
+            "    double s = 0;\n    for (long i = 0; i < n; ++i) s += a[i] * b[i];\n"
+            "    return s;\n}\n"),
+    "callback": ("double apply_n(double (*f)(double), long n) {\n"
+                 "    double s = 0;\n    for (long i = 0; i < n; ++i) s += f(i);\n"
+                 "    return s;\n}\n"),
+    "vector+string": ("#include <string>\n#include <vector>\n"
+                      "std::vector<double> ramp(int n) { std::vector<double> v(n); "
+                      "for (int i = 0; i < n; ++i) v[i] = i; return v; }\n"
+                      "std::string greet(const std::string& s) { return \"hi \" + s; }\n"),
+}
+
+NEW_PROCESS = textwrap.dedent("""
+    import sys, time
+    import numpy  # a notebook kernel has it loaded; polymagic's key reads its version
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "polymagic")
+    cell = sys.stdin.read()
+    started = time.perf_counter()
+    ip.run_cell_magic("cpp", "", cell)
+    print(time.perf_counter() - started)
+""")
+
+RAW_C = """
+int add(int a, int b) { return a + b; }
+double dot(const double* a, const double* b, long n) {
+    double s = 0;
+    for (long i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+double apply_n(double (*f)(double), long n) {
+    double s = 0;
+    for (long i = 0; i < n; ++i) s += f(i);
+    return s;
+}
+"""
+RAW_CDEF = """
+int add(int a, int b);
+double dot(const double* a, const double* b, long n);
+double apply_n(double (*f)(double), long n);
+"""
+
+
+def per_call(statement: str, namespace: dict, number: int = 200_000) -> float:
+    """Seconds per execution of `statement`: best of 7 rounds."""
+    return min(timeit.repeat(statement, globals=namespace, number=number, repeat=7)) \
+        / number
+
+
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "polymagic")
+    return ip
+
+
+def bench_compile(ip) -> dict:
+    from polymagic.cxx.compiler import runtime_object
+    from polymagic.cxx.options import compiler
+    started = time.perf_counter()
+    runtime_object(compiler())
+    rows = {"runtime_once_s": time.perf_counter() - started}
+    for name, cell in CELLS.items():
+        firsts = []
+        for _ in range(3):
+            fresh = f"{cell}// {os.urandom(6).hex()}\n"
+            started = time.perf_counter()
+            ip.run_cell_magic("cpp", "", fresh)
+            firsts.append(time.perf_counter() - started)
+        same = min(timeit.repeat(lambda: ip.run_cell_magic("cpp", "", fresh), number=1,
+                                 repeat=20))
+        news = []
+        for _ in range(5):
+            out = subprocess.run([sys.executable, "-c", NEW_PROCESS], input=fresh,
+                                 capture_output=True, text=True, check=True,
+                                 env=dict(os.environ)).stdout
+            news.append(float(out.split()[-1]))
+        rows[name] = {"first_compile_s": statistics.median(firsts),
+                      "cached_same_process_ms": same * 1e3,
+                      "cached_new_process_ms": statistics.median(news) * 1e3}
+    return rows
+
+
+def raw_cffi(tmp: Path):
+    """The anchors: the same C code through cffi API mode and ABI mode, by hand."""
+    import cffi
+    api = cffi.FFI()
+    api.cdef(RAW_CDEF)
+    api.set_source("_bench_cpp_raw_api", RAW_C, extra_compile_args=["-O2"])
+    library = api.compile(tmpdir=str(tmp), verbose=False)
+    sys.path.insert(0, str(tmp))
+    import importlib
+    module = importlib.import_module("_bench_cpp_raw_api")
+    so = tmp / "raw_abi.so"
+    (tmp / "raw.c").write_text(RAW_C)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", str(tmp / "raw.c"), "-o", str(so)],
+                   check=True)
+    abi = cffi.FFI()
+    abi.cdef(RAW_CDEF)
+    return module, abi, abi.dlopen(str(so)), library
+
+
+def bench_calls(ip, raw_api, abi_lib) -> dict:
+    ip.run_cell_magic("cpp", "", CELLS["scalar"])
+    namespace = {"pm_add": ip.user_ns["add"], "api_add": raw_api.lib.add,
+                 "abi_add": abi_lib.add, "empty": lambda a, b: None}
+    return {label: per_call(f"{label}(1, 2)", namespace) * 1e9
+            for label in ("pm_add", "api_add", "abi_add", "empty")}
+
+
+def bench_callback(ip, raw_api) -> dict:
+    ip.run_cell_magic("cpp", "", CELLS["callback"])
+    n = 100_000
+    function = lambda x: x  # noqa: E731
+    raw_pointer = raw_api.ffi.callback("double(double)", function)
+    pm_apply = ip.user_ns["apply_n"]
+    pm_apply(function, n)  # cache the pointer, as repeated calls do
+    namespace = {"pm_apply": pm_apply, "raw_apply": raw_api.lib.apply_n,
+                 "raw_pointer": raw_pointer, "f": function, "n": n}
+    pm_time = per_call("pm_apply(f, n)", namespace, number=5) / n
+    raw_time = per_call("raw_apply(raw_pointer, n)", namespace, number=5) / n
+    return {"pm_ns": pm_time * 1e9, "raw_ffi_callback_ns": raw_time * 1e9}
+
+
+def bench_dot(ip, raw_api) -> dict:
+    ip.run_cell_magic("cpp", "", CELLS["dot"])
+    n = 10**7
+    a, b = np.random.rand(n), np.random.rand(n)
+    ffi = raw_api.ffi
+    namespace = {"pm_dot": ip.user_ns["dot"], "raw_dot": raw_api.lib.dot, "ffi": ffi,
+                 "a": a, "b": b, "n": n, "np": np}
+    pm = per_call("pm_dot(a, b, n)", namespace, number=3)
+    hand = per_call("raw_dot(ffi.from_buffer('double[]', a), "
+                    "ffi.from_buffer('double[]', b), n)", namespace, number=3)
+    numpy_time = per_call("np.dot(a, b)", namespace, number=3)
+    assert abs(namespace["pm_dot"](a, b, n) - np.dot(a, b)) < 1e-6 * n
+    return {"pm_ms": pm * 1e3, "hand_ms": hand * 1e3, "numpy_ms": numpy_time * 1e3}
+
+
+def report(results: dict) -> dict:
+    compile_rows = results["compile"]
+    small = [compile_rows[name] for name in ("scalar", "dot", "callback")]
+    summary = {
+        "first_compile_s": max(row["first_compile_s"] for row in small),
+        "cached_same_process_ms": max(row["cached_same_process_ms"] for row in small),
+        "cached_new_process_ms": max(row["cached_new_process_ms"] for row in small),
+        "call_ratio_vs_cffi_api": results["call"]["pm_add"] / results["call"]["api_add"],
+        "callback_ns": results["callback"]["pm_ns"],
+        "callback_ratio_vs_ffi_callback":
+            results["callback"]["pm_ns"] / results["callback"]["raw_ffi_callback_ns"],
+        "dot_ratio_vs_hand": results["dot"]["pm_ms"] / results["dot"]["hand_ms"],
+    }
+    print(f"\npolymagic C++ runtime, built once per compiler: "
+          f"{compile_rows['runtime_once_s']:.2f} s")
+    print(f"\n{'cell':16}{'first compile s':>17}{'cached ms':>12}{'new process ms':>16}")
+    for name in CELLS:
+        row = compile_rows[name]
+        print(f"{name:16}{row['first_compile_s']:17.3f}"
+              f"{row['cached_same_process_ms']:12.2f}{row['cached_new_process_ms']:16.2f}")
+    call = results["call"]
+    print(f"\ncall add(1, 2): %%cpp {call['pm_add']:.0f} ns, raw cffi API "
+          f"{call['api_add']:.0f} ns (x{call['pm_add'] / call['api_add']:.2f}), raw cffi "
+          f"ABI {call['abi_add']:.0f} ns (x{call['pm_add'] / call['abi_add']:.2f}), "
+          f"empty Python function {call['empty']:.0f} ns")
+    callback = results["callback"]
+    print(f"callback C++ -> Python: %%cpp {callback['pm_ns']:.0f} ns, raw ffi.callback "
+          f"{callback['raw_ffi_callback_ns']:.0f} ns "
+          f"(x{callback['pm_ns'] / callback['raw_ffi_callback_ns']:.2f})")
+    dot = results["dot"]
+    print(f"dot 1e7 doubles: %%cpp {dot['pm_ms']:.2f} ms, by hand {dot['hand_ms']:.2f} ms "
+          f"(x{dot['pm_ms'] / dot['hand_ms']:.2f}), numpy {dot['numpy_ms']:.2f} ms "
+          f"(x{dot['pm_ms'] / dot['numpy_ms']:.2f})")
+    print(f"\n{'target':28}{'measured':>12}{'goal':>10}  met")
+    for key, goal in TARGETS.items():
+        value = summary[key]
+        print(f"{key:28}{value:12.3f}{goal:10.3f}  {'yes' if value <= goal else 'NO'}")
+    return summary
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("POLYMAGIC_CACHE_DIR", str(Path(tmp) / "cache"))
+        ip = shell()
+        results = {"compile": bench_compile(ip)}
+        raw_api, _abi, abi_lib, _ = raw_cffi(Path(tmp))
+        results["call"] = bench_calls(ip, raw_api, abi_lib)
+        results["callback"] = bench_callback(ip, raw_api)
+        results["dot"] = bench_dot(ip, raw_api)
+    results["summary"] = report(results)
+    results["targets"] = TARGETS
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
