@@ -145,10 +145,12 @@ def test_bad_autoinstall_switch_names_the_variable(no_julia_env, monkeypatch):
     np.arange(3) + 1j,
 ], ids=["1-D", "F-ordered 2-D", "0-d", "int32", "bool", "complex128"])
 def test_shareable_arrays_are_planned_as_views(array):
-    """1-D, F-ordered and 0-d arrays of supported dtypes cross as views of their memory."""
+    """1-D, F-ordered and 0-d arrays of supported dtypes cross as views of their memory:
+    read-only for Julia by default, writable Julia Arrays with shared_writes."""
     plan = marshal.plan_push(array, copy=False)
-    assert plan.kind == marshal.VIEW
-    assert plan.array is array
+    assert plan.kind == marshal.READONLY_VIEW and plan.array is array
+    shared = marshal.plan_push(array, copy=False, shared_writes=True)
+    assert shared.kind == marshal.VIEW and shared.array is array
 
 
 def test_c_ordered_matrix_is_copied_column_major():
@@ -189,6 +191,8 @@ def test_read_only_arrays_become_read_only_views():
     array = np.arange(3.0)
     array.flags.writeable = False
     assert marshal.plan_push(array).kind == marshal.READONLY_VIEW
+    with pytest.raises(ValueError, match="read-only"):
+        marshal.plan_push(array, shared_writes=True)
 
 
 @pytest.mark.parametrize("array", [np.array(["a", "b"]), np.array([object()]),
@@ -230,10 +234,23 @@ def test_assign_and_get_round_trip(julia):
 
 
 @needs_julia
-def test_numpy_vector_is_a_julia_array_view(julia):
-    """A 1-D numpy array is a Julia Vector{Float64} at the same address; writes are shared."""
+def test_numpy_vector_is_a_read_only_view_by_default(julia):
+    """By default Julia sees the numpy memory (Python's writes show) but cannot write it."""
     x = np.arange(5.0)
-    julia["xv"] = x
+    julia["xd"] = x
+    x[0] = 11.0
+    assert julia.eval("xd[1]") == 11.0
+    with pytest.raises(JuliaError):
+        julia.eval("xd[1] = 1.0")
+    assert x[0] == 11.0 and julia.eval("1 + 1") == 2
+
+
+@needs_julia
+def test_numpy_vector_is_a_julia_array_view(julia):
+    """With shared_writes, a 1-D numpy array is a Julia Vector{Float64} at the same
+    address, and Julia's writes are shared."""
+    x = np.arange(5.0)
+    julia.assign("xv", x, shared_writes=True)
     assert julia.eval("xv isa Vector{Float64}") is True
     assert julia.eval("UInt(pointer(xv))") == x.ctypes.data
     julia.eval("xv[1] = 42.0")
@@ -244,7 +261,7 @@ def test_numpy_vector_is_a_julia_array_view(julia):
 def test_fortran_matrix_is_a_julia_matrix_view(julia):
     """An F-ordered matrix is a Julia Matrix at the same address, indexed the same way."""
     m = np.asfortranarray(np.arange(12.0).reshape(3, 4))
-    julia["mf"] = m
+    julia.assign("mf", m, shared_writes=True)
     assert julia.eval("size(mf)") == (3, 4)
     assert julia.eval("mf[2, 3]") == m[1, 2]
     assert julia.eval("UInt(pointer(mf))") == m.ctypes.data

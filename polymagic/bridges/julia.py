@@ -230,11 +230,13 @@ class JuliaBridge:
             value = self._call_julia(self._helpers.get_global, name)
             return self._converter.to_python(value, copy)
 
-    def assign(self, name: str, value, copy: bool | None = None) -> None:
-        """Main.`name` = `value`, converted (numpy arrays as Julia Array views)."""
+    def assign(self, name: str, value, copy: bool | None = None,
+               shared_writes: bool = False) -> None:
+        """Main.`name` = `value`, converted (numpy arrays as views: read-only for Julia,
+        or Julia `Array`s sharing writes when `shared_writes`)."""
         self.start()
         with self._lock:
-            julia_value = self._converter.to_julia(value, copy)
+            julia_value = self._converter.to_julia(value, copy, shared_writes)
             self._call_julia(self._helpers.assign_global, name, julia_value)
 
     # -- calls -----------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Conversions between Python and Julia values (through juliacall / PythonCall.jl).
 
 numpy -> Julia: a numeric array whose memory Julia can read column-major (1-D contiguous,
-F-ordered, 0-d) becomes a real Julia `Array{T,N}` built by `unsafe_wrap` on the numpy
-buffer: no copy, and Julia methods typed `::Vector{Float64}` accept it. A finalizer on
-the Julia array's memory holds the numpy array until Julia frees it. A read-only numpy
-array becomes PythonCall's read-only `PyArray` view instead, so Julia cannot write into
-it. Anything else (C-ordered 2-D, strided, byte-swapped, unaligned) is copied into an
+F-ordered, 0-d) crosses without a copy. By default it becomes PythonCall's read-only
+`PyArray` view, so Julia can read the numpy memory but never write into it (the
+project's contract: no foreign writes into a Python buffer unless asked; a Julia Array
+has no copy-on-write to hook, so a write raises in Julia). With `shared_writes=True`
+(a writeable array) it becomes a real Julia `Array{T,N}` built by `unsafe_wrap` on the
+buffer: writes are shared, and methods typed `::Vector{Float64}` accept it; a finalizer
+on the Julia array's memory holds the numpy array until Julia frees it. Anything else (C-ordered 2-D, strided, byte-swapped, unaligned) is copied into an
 F-ordered numpy array first, or raises CopyRequired when copy=False.
 
 Julia -> numpy: PythonCall's `ArrayValue` exposes `__array_interface__` (and the buffer
@@ -114,9 +116,11 @@ def _why_not_a_view(array: np.ndarray) -> str:
     return ""
 
 
-def plan_push(array: np.ndarray, copy: bool | None = None) -> PushPlan:
+def plan_push(array: np.ndarray, copy: bool | None = None,
+              shared_writes: bool = False) -> PushPlan:
     """Decide view or copy for a numpy array going to Julia (copy: None=view if possible,
-    True=always copy, False=view or CopyRequired)."""
+    True=always copy, False=view or CopyRequired); views are read-only for Julia unless
+    `shared_writes`."""
     julia_type = julia_element_type(array)
     reason = _why_not_a_view(array)
     if copy is True:
@@ -126,7 +130,10 @@ def plan_push(array: np.ndarray, copy: bool | None = None) -> PushPlan:
             raise CopyRequired(f"copy=False, but this {array.dtype} array of shape "
                                f"{array.shape} must be copied to cross into Julia: {reason}")
         return PushPlan(COPY, _fortran_copy(array), julia_type, reason)
-    kind = VIEW if array.flags.writeable else READONLY_VIEW
+    if shared_writes and not array.flags.writeable:
+        raise ValueError("shared_writes=True needs a writeable numpy array; this one is "
+                         "read-only")
+    kind = VIEW if shared_writes else READONLY_VIEW
     return PushPlan(kind, array, julia_type)
 
 
@@ -142,11 +149,11 @@ class JuliaConverter:
         self._helpers = helpers
 
     # -- Python -> Julia -------------------------------------------------------------
-    def to_julia(self, value, copy: bool | None = None):
+    def to_julia(self, value, copy: bool | None = None, shared_writes: bool = False):
         """A value juliacall passes to Julia as we want it (arrays as views, callables
         as Julia functions); other values go through PythonCall's own rules."""
         if isinstance(value, np.ndarray):
-            return self.array_to_julia(value, copy)
+            return self.array_to_julia(value, copy, shared_writes)
         if isinstance(value, JuliaFunction):
             return value.julia_function
         if isinstance(value, tuple):
@@ -156,8 +163,9 @@ class JuliaConverter:
             return self._helpers.python_function(self.python_callable_for_julia(value))
         return value
 
-    def array_to_julia(self, array: np.ndarray, copy: bool | None = None):
-        plan = plan_push(array, copy)
+    def array_to_julia(self, array: np.ndarray, copy: bool | None = None,
+                       shared_writes: bool = False):
+        plan = plan_push(array, copy, shared_writes)
         if plan.kind == READONLY_VIEW:
             return self._helpers.readonly_view(plan.array)
         address = plan.array.__array_interface__["data"][0]
