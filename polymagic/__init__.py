@@ -18,6 +18,8 @@ _LAZY = {
     "julia": ("polymagic.bridges.julia", "julia"),
     "cpp": ("polymagic.bridges.cpp", "cpp"),
     "cython": ("polymagic.bridges.cython", "cython"),
+    "py": ("polymagic.hub", "py"),
+    "use_namespace": ("polymagic.hub", "use_namespace"),
 }
 
 __all__ = sorted([*_LAZY, "BridgeUnavailable", "CompileError", "ConversionError",

@@ -98,3 +98,7 @@ class NamespaceProxy:
 
     def __repr__(self) -> str:
         return f"<the shared Python namespace, as seen from {self._language}>"
+
+
+# `from polymagic import py`: the same handle for Python and Cython code (py.fib_r(10)).
+py = NamespaceProxy("Python")

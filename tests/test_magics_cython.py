@@ -20,8 +20,8 @@ def ip(tmp_path_factory):
     """An IPython shell with polymagic loaded and a fresh build cache."""
     previous = os.environ.get("POLYMAGIC_CACHE_DIR")
     os.environ["POLYMAGIC_CACHE_DIR"] = str(tmp_path_factory.mktemp("polymagic-cache"))
-    from IPython.testing.globalipapp import start_ipython
-    shell = start_ipython()
+    from IPython.testing.globalipapp import get_ipython
+    shell = get_ipython()  # the one test shell (start_ipython returns None twice)
     shell.run_line_magic("load_ext", "polymagic")
     yield shell
     if previous is None:

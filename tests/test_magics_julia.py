@@ -19,8 +19,8 @@ needs_julia = pytest.mark.skipif(julia_locate.find_julia() is None, reason=NO_JU
 @pytest.fixture(scope="module")
 def ip():
     """An IPython shell with polymagic loaded."""
-    from IPython.testing.globalipapp import start_ipython
-    shell = start_ipython()
+    from IPython.testing.globalipapp import get_ipython
+    shell = get_ipython()  # the one test shell (start_ipython returns None twice)
     shell.run_line_magic("load_ext", "polymagic")
     return shell
 
@@ -89,6 +89,16 @@ def test_missing_julia_is_shown_to_the_user(ip, unavailable_engine):
     assert isinstance(result.error_in_exec, BridgeUnavailable)
     assert "PYTHON_JULIAPKG_EXE" in captured.stdout and "juliaup" in captured.stdout
     assert ip.run_cell("21 * 2").result == 42
+
+
+def test_skip_if_missing_says_so_and_skips(ip, unavailable_engine):
+    """With --skip-if-missing and no Julia, the cell prints that Julia is absent and
+    does not fail (the engine is never started)."""
+    with capture_output() as captured:
+        result = ip.run_cell("%%julia --skip-if-missing\n1 + 1")
+    assert result.error_in_exec is None and result.result is None
+    assert "Julia is not available on this machine" in captured.stdout
+    assert not unavailable_engine.is_started()
 
 
 # -- real Julia --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .shared import io_arguments, lookup_inputs, name_pairs
 
@@ -43,6 +43,11 @@ def _looks_like_option(word: str) -> bool:
     return word.startswith("-") and len(word) > 1 and not word[1].isdigit()
 
 
+def _julia_available() -> bool:
+    from ..bridges.julia_locate import find_julia
+    return find_julia() is not None
+
+
 def _engine():
     from ..bridges.julia import julia
     return julia
@@ -54,6 +59,9 @@ class JuliaMagics(Magics):
 
     @magic_arguments()
     @io_arguments
+    @argument("--skip-if-missing", action="store_true", default=False,
+              help="Where no Julia runtime exists, say so and skip the cell instead of "
+                   "raising BridgeUnavailable (for notebooks shared with such machines).")
     @line_cell_magic
     def julia(self, line: str, cell: str | None = None):
         """Run Julia code in the embedded Julia session (module Main).
@@ -71,6 +79,11 @@ class JuliaMagics(Magics):
         if not code.strip() and not outputs and not inputs:
             raise UsageError("%julia: no Julia code given")
         engine = _engine()
+        if args.skip_if_missing and not _julia_available():
+            print("Julia is not available on this machine, so this Julia cell was "
+                  "skipped (see docs/julia.md: set PYTHON_JULIAPKG_EXE or install "
+                  "juliaup).")
+            return None
         engine.start()
         engine.enable_ipython_display()
         for julia_name, value in inputs.items():
