@@ -43,7 +43,10 @@ def set_ipython_namespace(namespace: dict | None) -> None:
 
 def namespace() -> dict:
     """The shared namespace, by the rules in this module's docstring."""
-    return _state["explicit"] or _state["ipython"] or _caller_globals()
+    for chosen in (_state["explicit"], _state["ipython"]):
+        if chosen is not None:
+            return chosen
+    return _caller_globals()
 
 
 def _caller_globals() -> dict:

@@ -157,6 +157,17 @@ _LANG: tuple = ()
 _r_thread = None
 
 
+_STACK_EXHAUSTED = 2  # pm_sigint_enter's answer when too little C stack is left
+
+
+def _enter_r() -> None:
+    """Install R's Ctrl-C handler for an R evaluation; RecursionError, entering
+    nothing, when recursion through R has nearly used up the C stack."""
+    if _enter() == _STACK_EXHAUSTED:
+        raise RecursionError("maximum recursion depth exceeded: too little C stack is "
+                             "left to enter R (recursion through R is too deep)")
+
+
 class CellResult:
     """What `run_cell` produced: the last value (an rpy2 Sexp) and whether R would
     auto-print it."""
@@ -446,7 +457,7 @@ class REngine:
                             line: int):
         """Evaluate one parsed expression in globalenv: (value, visible)."""
         with_visible = session.ri.baseenv["withVisible"]
-        session.shim.pm_sigint_enter()
+        _enter_r()
         try:
             pair = with_visible.rcall(((None, expression),), session.ri.globalenv)
         except _RRuntimeError:
@@ -465,7 +476,7 @@ class REngine:
         raise failure
 
     def _print(self, session: _Session, value, filename: str, line: int) -> None:
-        session.shim.pm_sigint_enter()
+        _enter_r()
         try:
             session.helpers["print_value"](value)
         except _RRuntimeError:
@@ -579,11 +590,11 @@ class RFunction:
             return self._call_with_names(args, kwargs)
         to_r = _to_r
         r_args = [to_r(value) for value in args]  # alive until R returns
+        _enter_r()
         # The hot path: build the call with R's C API and R_tryEval it (rpy2's own
         # closure call spends ~6 us in Python around the same two C calls).
         call = _rlib.Rf_protect(_LANG[len(r_args)](
             self._cdata, *[value.__sexp__._cdata for value in r_args]))
-        _enter()
         result = _rlib.R_tryEval(call, _rlib.R_GlobalEnv, _ERROR_FLAG)
         failed = _ERROR_FLAG[0]
         if not failed:
@@ -604,7 +615,7 @@ class RFunction:
         to_r = _to_r
         r_args = [to_r(value) for value in args]
         r_kwargs = {key: to_r(value) for key, value in kwargs.items()}
-        _enter()
+        _enter_r()
         try:
             result = self.sexp(*r_args, **r_kwargs)
         except _RRuntimeError:
