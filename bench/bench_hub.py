@@ -1,0 +1,168 @@
+"""Cross-language hops through polymagic's hub against the raw bridge calls, in one run.
+
+One hop = a call into another language whose function immediately calls back into
+Python (an identity function), so the time is the round trip Python -> X -> Python:
+
+  Python -> R -> Python     polymagic RFunction + py$f      vs rpy2: rinterface closure
+                                                               calling an rternalized f
+  Python -> C++ -> Python   %%cpp function + PM_PYTHON f    vs raw cffi: API-mode function
+                                                               calling an ffi.callback
+  Python -> Cython -> Python  %%cython + polymagic.py.f     vs Cython calling f from its
+                                                               module globals
+  R -> C++ (via the hub)    R calling py$cpp_fn               vs rpy2: R calling an
+                                                               rternalized cffi function
+and fib(20) split across Python, R, C++ and Cython against fib(20) in pure Python.
+
+Usage: python bench/bench_hub.py      Writes bench/results/bench_hub.json.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_hub.json"
+
+
+def best_time(function, budget: float = 0.3, max_number: int = 20_000) -> float:
+    """Seconds per call: the best of 5 rounds, each long enough to be measurable."""
+    function()
+    started = time.perf_counter()
+    function()
+    once = max(time.perf_counter() - started, 1e-7)
+    number = int(min(max_number, max(1, budget / 5 / once)))
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(number):
+            function()
+        rounds.append((time.perf_counter() - started) / number)
+    return min(rounds)
+
+
+def identity(x):
+    return x
+
+
+def r_hops(namespace):
+    import polymagic as pm
+    import rpy2.rinterface as ri
+    namespace["identity"] = identity
+    hop = pm.R.eval("function(x) py$identity(x)")
+    raw_identity = ri.rternalize(lambda x: x)
+    keep = [raw_identity]  # rternalize's handle must outlive its R function
+    raw_hop = ri.evalr("function(f, x) f(x)")
+    argument = ri.FloatSexpVector([1.0])
+    return [("Python -> R -> Python", lambda: hop(1.0), "rpy2 rinterface + rternalize",
+             lambda: raw_hop(raw_identity, argument), keep)]
+
+
+def cpp_hops(namespace, cache):
+    import polymagic as pm
+    namespace["identity"] = identity
+    module = pm.cpp("#include <polymagic.hpp>\nPM_PYTHON double identity(double x);\n"
+                    "double hop(double x) { return identity(x); }\n"
+                    "double plain(double x) { return x; }\n")
+    raw = raw_cffi_hop(cache)
+    callback = raw.ffi.callback("double(double)", identity)
+    rows = [("Python -> C++ -> Python", lambda: module.hop(1.0),
+             "raw cffi API + ffi.callback", lambda: raw.lib.raw_hop(callback, 1.0),
+             [callback])]
+    return module, rows
+
+
+def raw_cffi_hop(cache: Path):
+    """The anchor, by hand: a C function calling a function pointer, cffi API mode."""
+    import importlib
+    import sys
+    import cffi
+    builder = cffi.FFI()
+    builder.cdef("double raw_hop(double (*f)(double), double x);")
+    builder.set_source("_bench_hub_raw", "double raw_hop(double (*f)(double), double x)"
+                       " { return f(x); }", extra_compile_args=["-O2"])
+    builder.compile(tmpdir=str(cache), verbose=False)
+    sys.path.insert(0, str(cache))
+    return importlib.import_module("_bench_hub_raw")
+
+
+def cython_hops(namespace):
+    import polymagic as pm
+    namespace["identity"] = identity
+    module = pm.cython("from polymagic import py\n"
+                       "def hop(x):\n    return py.identity(x)\n"
+                       "def raw_hop(f, x):\n    return f(x)\n")
+    return [("Python -> Cython -> Python", lambda: module.hop(1.0),
+             "Cython calling a Python function", lambda: module.raw_hop(identity, 1.0), [])]
+
+
+def r_to_cpp_hops(namespace, cpp_module):
+    import polymagic as pm
+    import rpy2.rinterface as ri
+    namespace["plain_cpp"] = cpp_module.plain
+    via_hub = pm.R.eval("function(x) py$plain_cpp(x)")
+    raw_plain = ri.rternalize(lambda x: ri.FloatSexpVector([cpp_module.plain(x[0])]))
+    raw = ri.evalr("function(f, x) f(x)")
+    argument = ri.FloatSexpVector([1.0])
+    return [("R -> C++ (hub)", lambda: via_hub(1.0), "rpy2 rternalize around the C++ fn",
+             lambda: raw(raw_plain, argument), [raw_plain])]
+
+
+def fib_split(namespace):
+    import polymagic as pm
+    fib_r = pm.R.eval("function(n) if (n < 2L) n else py$fib_cpp(n - 1L) + py$fib_cy(n - 2L)")
+    namespace["fib_r"] = fib_r
+
+    def fib_py(n):
+        return n if n < 2 else fib_r(n - 1) + namespace["fib_cpp"](n - 2)
+    namespace["fib_py"] = fib_py
+    namespace["fib_cpp"] = pm.cpp(
+        "#include <polymagic.hpp>\nPM_PYTHON long fib_py(long n);\n"
+        "PM_PYTHON long fib_r(long n);\n"
+        "long fib_cpp(long n) { return n < 2 ? n : fib_py(n - 1) + fib_r(n - 2); }\n").fib_cpp
+    namespace["fib_cy"] = pm.cython(
+        "from polymagic import py\n"
+        "def fib_cy(long n):\n    return n if n < 2 else py.fib_py(n - 1) + py.fib_r(n - 2)\n"
+    ).fib_cy
+
+    def fib_pure(n):
+        return n if n < 2 else fib_pure(n - 1) + fib_pure(n - 2)
+    started = time.perf_counter()
+    split = fib_py(20)
+    split_seconds = time.perf_counter() - started
+    if split != 6765:
+        raise SystemExit(f"fib(20) split across languages gave {split}, not 6765")
+    pure_seconds = best_time(lambda: fib_pure(20), budget=1.0, max_number=20)
+    return split_seconds, pure_seconds
+
+
+def main() -> None:
+    import polymagic as pm
+    namespace = {}
+    pm.use_namespace(namespace)
+    cache = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    cpp_module, cpp_rows = cpp_hops(namespace, cache)
+    rows = r_hops(namespace) + cpp_rows + cython_hops(namespace) + \
+        r_to_cpp_hops(namespace, cpp_module)
+    results = {"hops": []}
+    print(f"{'hop':28} {'polymagic':>11} {'anchor':>11} {'ratio':>7}  anchor")
+    for name, ours, anchor_name, anchor, _keep in rows:
+        ours_s, anchor_s = best_time(ours), best_time(anchor)
+        print(f"{name:28} {ours_s * 1e6:9.2f}us {anchor_s * 1e6:9.2f}us "
+              f"{ours_s / anchor_s:6.2f}x  {anchor_name}")
+        results["hops"].append({"hop": name, "polymagic_us": ours_s * 1e6,
+                                "anchor": anchor_name, "anchor_us": anchor_s * 1e6,
+                                "ratio": ours_s / anchor_s})
+    split_s, pure_s = fib_split(namespace)
+    print(f"\nfib(20) split across Python, R, C++, Cython: {split_s * 1e3:.1f} ms; "
+          f"pure Python: {pure_s * 1e3:.2f} ms; ratio {split_s / pure_s:.0f}x "
+          f"(21,890 calls, each a language hop)")
+    results["fib20"] = {"split_ms": split_s * 1e3, "pure_python_ms": pure_s * 1e3,
+                        "ratio": split_s / pure_s}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
