@@ -22,23 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import best_time
+
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_hub.json"
 
 
-def best_time(function, budget: float = 0.3, max_number: int = 20_000) -> float:
-    """Seconds per call: the best of 5 rounds, each long enough to be measurable."""
-    function()
-    started = time.perf_counter()
-    function()
-    once = max(time.perf_counter() - started, 1e-7)
-    number = int(min(max_number, max(1, budget / 5 / once)))
-    rounds = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        rounds.append((time.perf_counter() - started) / number)
-    return min(rounds)
 
 
 def identity(x):

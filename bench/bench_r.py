@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from timing import best_time
+
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_r.json"
 COPYING_ANCHOR_LIMIT = 10**7
 TARGETS = {"push_1e8_us": 20.0, "push_speedup_vs_numpy2ri_1e7": 10_000,
@@ -34,20 +36,6 @@ TARGETS = {"push_1e8_us": 20.0, "push_speedup_vs_numpy2ri_1e7": 10_000,
            "load_ext_ms": 50.0}
 
 
-def best_time(function, budget: float = 0.3, max_number: int = 10_000) -> float:
-    """Seconds per call: the best of 5 rounds, each long enough to be measurable."""
-    function()
-    started = time.perf_counter()
-    function()
-    once = max(time.perf_counter() - started, 1e-7)
-    number = int(min(max_number, max(1, budget / 5 / once)))
-    rounds = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        rounds.append((time.perf_counter() - started) / number)
-    return min(rounds)
 
 
 def setup():

@@ -52,9 +52,10 @@ def test_redefinition_is_seen_at_the_next_call(space):
     assert pm.R.eval("py$g()") == "second"
 
 
-def test_caller_globals_are_the_default_namespace():
+def test_caller_globals_are_the_default_namespace(monkeypatch):
     """Without use_namespace or IPython, the caller's module globals are shared."""
-    hub.use_namespace(None)
+    monkeypatch.setitem(hub._state, "explicit", None)
+    monkeypatch.setitem(hub._state, "ipython", None)  # another test may have loaded it
     globals()["_hub_default_probe"] = lambda: 7
     try:
         assert pm.R.eval("py$`_hub_default_probe`()") == 7

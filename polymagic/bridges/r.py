@@ -168,6 +168,28 @@ def _enter_r() -> None:
                              "left to enter R (recursion through R is too deep)")
 
 
+def _guarded(session, evaluate, outer_name: str, filename: str, line: int):
+    """`evaluate()` (an R evaluation at a cell's top level) with Ctrl-C routed to R;
+    an R failure becomes RError (or KeyboardInterrupt) placed at the cell line."""
+    _enter_r()
+    try:
+        result = evaluate()
+    except _RRuntimeError:
+        interrupted = session.shim.pm_sigint_leave()
+        failure = _failure(session, interrupted, outer_name=outer_name,
+                           drop_outer=True, cell=filename, line=line)
+    except BaseException:
+        session.shim.pm_sigint_leave()
+        raise
+    else:
+        interrupted = session.shim.pm_sigint_leave()
+        session.release_stderr()
+        if interrupted:
+            raise KeyboardInterrupt
+        return result
+    raise failure
+
+
 class CellResult:
     """What `run_cell` produced: the last value (an rpy2 Sexp) and whether R would
     auto-print it."""
@@ -457,42 +479,14 @@ class REngine:
                             line: int):
         """Evaluate one parsed expression in globalenv: (value, visible)."""
         with_visible = session.ri.baseenv["withVisible"]
-        _enter_r()
-        try:
-            pair = with_visible.rcall(((None, expression),), session.ri.globalenv)
-        except _RRuntimeError:
-            interrupted = session.shim.pm_sigint_leave()
-            failure = _failure(session, interrupted, outer_name="withVisible",
-                               drop_outer=True, cell=filename, line=line)
-        except BaseException:
-            session.shim.pm_sigint_leave()
-            raise
-        else:
-            interrupted = session.shim.pm_sigint_leave()
-            session.release_stderr()
-            if interrupted:
-                raise KeyboardInterrupt
-            return pair[0], bool(pair[1][0])
-        raise failure
+        pair = _guarded(session, lambda: with_visible.rcall(((None, expression),),
+                                                             session.ri.globalenv),
+                        "withVisible", filename, line)
+        return pair[0], bool(pair[1][0])
 
     def _print(self, session: _Session, value, filename: str, line: int) -> None:
-        _enter_r()
-        try:
-            session.helpers["print_value"](value)
-        except _RRuntimeError:
-            interrupted = session.shim.pm_sigint_leave()
-            failure = _failure(session, interrupted, outer_name="print",
-                               drop_outer=True, cell=filename, line=line)
-        except BaseException:
-            session.shim.pm_sigint_leave()
-            raise
-        else:
-            interrupted = session.shim.pm_sigint_leave()
-            session.release_stderr()
-            if interrupted:
-                raise KeyboardInterrupt
-            return
-        raise failure
+        _guarded(session, lambda: session.helpers["print_value"](value), "print",
+                 filename, line)
 
     def to_python(self, sexp, *, copy: bool | None = None):
         """An R value (an rpy2 Sexp, e.g. `run_cell(...).value`) as a Python object."""
