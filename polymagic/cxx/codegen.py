@@ -6,6 +6,11 @@ too), cffi's API-mode glue (C, from `ffi.emit_c_code`), and polymagic's C++ runt
 (runtime.cpp, compiled once). Each exported function `f` gets a trampoline `pm_f<i>`
 with a C signature; cffi's glue turns it into a builtin `lib.pm_f<i>`, which the module
 exposes as `f` directly when no Python-side conversion is needed.
+
+A function the cell declares `PM_PYTHON` (an import from the shared Python namespace)
+gets a C++ definition here that calls through a module-lifetime function-pointer slot,
+`pm_import<j>`, which polymagic.cxx.imports fills with a Python thunk once the module
+is loaded.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ void pm_rt_capture(int);
 void pm_rt_check_callback(void);
 void pm_rt_clear_callback(void);
 void pm_rt_stale_callback(void);
+void pm_rt_stack_check(void);
+void pm_rt_unconnected_import(const char*);
 void pm_rt_holder_created(void);
 void pm_rt_holder_destroyed(void);
 struct pm_buffer { void* owner; void* data; unsigned long size; };
@@ -98,6 +105,7 @@ def _cpp_argument(param: dict, position: int, function: dict) -> str:
                 f"{ret} r = {name}({actuals}); pm_rt_check_callback(); return r;")
         if ret == "void":
             body = f"{name}({actuals}); {body}"
+        body = f"pm_rt_stack_check(); {body}"
         return f"std::function<{ret}({', '.join(args)})>([{name}]({formals}) {{ {body} }})"
     return name
 
@@ -119,6 +127,7 @@ def _thunk(function: dict, position: int, spec: dict) -> str:
             f"static {ret} pm_thunk_{function['index']}_{position}({formals}) {{\n"
             f"    auto callback = {slot};\n"
             f"    if (!callback) pm_rt_stale_callback();\n"
+            f"    pm_rt_stack_check();\n"
             f"    {body}\n}}\n")
 
 
@@ -162,11 +171,97 @@ def trampoline(function: dict) -> str:
             f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
 
 
+# ------------------------------------------------- PM_PYTHON imports (C++ side)
+
+def _slot_params(spec: dict) -> list[str]:
+    """The slot's C parameter types for one parameter of a PM_PYTHON function."""
+    kind = spec["kind"]
+    if kind == "scalar":
+        return [types.cpp_name(spec["tag"])]
+    if kind == "span":
+        return [f"{'const ' if spec['const'] else ''}{types.cpp_name(spec['tag'])}*",
+                "unsigned long"]
+    if kind == "cstr":
+        return ["const char*"]
+    return ["const char*", "unsigned long"]  # string, string_view
+
+
+def _slot_actuals(spec: dict, name: str) -> list[str]:
+    if spec["kind"] in ("span", "string"):
+        return [f"{name}.data()", f"(unsigned long){name}.size()"]
+    return [name]
+
+
+def _returns_through_pointer(function: dict) -> bool:
+    """std::string and std::vector results are assigned by Python into the C++ result."""
+    return function["ret"]["kind"] in ("string", "vector")
+
+
+def _slot_declaration(function: dict) -> str:
+    params = [t for param in function["params"] for t in _slot_params(param["type"])]
+    result = function["ret"]
+    if _returns_through_pointer(function):
+        params.append("void*")
+        ret = "void"
+    else:
+        ret = "void" if result["kind"] == "void" else types.cpp_name(result["tag"])
+    return f"{ret} (*{function['slot']})({', '.join(params) or 'void'})"
+
+
+def import_definition(function: dict) -> str:
+    """The C++ definition of a PM_PYTHON function: call Python through its slot.
+
+    Before calling on, the stack guard raises RecursionError (as a C++ exception the
+    trampoline maps) when the thread's stack is nearly exhausted; after the call, a
+    Python exception raised by the thunk is thrown as a C++ exception so that it
+    unwinds this cell's frames up to the trampoline.
+    """
+    slot, result = function["slot"], function["ret"]
+    formals = ", ".join(f"{types.describe(p['type'])} a{i}"
+                        for i, p in enumerate(function["params"]))
+    actuals = [a for i, p in enumerate(function["params"])
+               for a in _slot_actuals(p["type"], f"a{i}")]
+    ret = types.describe(result)
+    head = (f"    pm_rt_stack_check();\n"
+            f"    auto target = {slot};\n"
+            f"    if (!target) pm_rt_unconnected_import(\"{function['name']}\");\n")
+    if _returns_through_pointer(function):
+        call = (f"    {ret} result;\n    target({', '.join([*actuals, '&result'])});\n"
+                f"    pm_rt_check_callback();\n    return result;\n")
+    elif result["kind"] == "void":
+        call = f"    target({', '.join(actuals)});\n    pm_rt_check_callback();\n"
+    else:
+        call = (f"    {ret} result = target({', '.join(actuals)});\n"
+                f"    pm_rt_check_callback();\n    return result;\n")
+    return (f"extern \"C\" {{ {_slot_declaration(function)} = nullptr; }}\n"
+            f"{ret} {function['name']}({formals}) {{\n{head}{call}}}\n")
+
+
+def _result_assigners(imports: list) -> str:
+    """extern "C" helpers through which Python fills std::string / std::vector results."""
+    text, tags = "", set()
+    if any(f["ret"]["kind"] == "string" for f in imports):
+        text += ('extern "C" void pm_assign_string(void* target, const char* data, '
+                 'unsigned long size) { static_cast<std::string*>(target)->assign('
+                 'data, size); }\n')
+    for function in imports:
+        result = function["ret"]
+        if result["kind"] == "vector" and result["tag"] not in tags:
+            tags.add(result["tag"])
+            element = types.cpp_name(result["tag"])
+            text += (f'extern "C" void pm_assign_vector_{result["tag"]}(void* target, '
+                     f'const {element}* data, unsigned long size) {{ static_cast<'
+                     f'std::vector<{element}>*>(target)->assign(data, data + size); }}\n')
+    return text
+
+
 def translation_unit(source: str, plan: dict) -> str:
     """The cell (its lines numbered as the cell's) followed by its trampolines."""
     if not source.endswith("\n"):
         source += "\n"
-    parts = ['#line 1 "cell"\n', source, _PRELUDE]
+    imports = plan.get("imports", [])
+    parts = ['#line 1 "cell"\n', source, _PRELUDE, _result_assigners(imports)]
+    parts += [import_definition(function) for function in imports]
     parts += [trampoline(function) for function in plan["functions"]]
     return "".join(parts)
 
@@ -213,9 +308,57 @@ def _c_prototype(function: dict) -> str:
            f"({', '.join(params) or 'void'});"
 
 
+def _c_slot_declaration(function: dict) -> str:
+    """The slot of a PM_PYTHON function as a C global (cffi sets it from Python)."""
+    return f"{c_slot_type(function, function['slot'])};"
+
+
+def c_slot_type(function: dict, name: str = "") -> str:
+    """The C type of a PM_PYTHON slot: `double (*name)(int)`; without a name, the
+    cffi cdecl of a function pointer to its thunk: `double (*)(int)`."""
+    params = []
+    for param in function["params"]:
+        spec = param["type"]
+        if spec["kind"] == "scalar":
+            params.append(types.c_name(spec["tag"]))
+        elif spec["kind"] == "span":
+            params += [f"{'const ' if spec['const'] else ''}"
+                       f"{types.c_name(spec['tag'])} *", "size_t"]
+        elif spec["kind"] == "cstr":
+            params.append("const char *")
+        else:
+            params += ["const char *", "size_t"]
+    result = function["ret"]
+    if _returns_through_pointer(function):
+        params.append("void *")
+    ret = types.c_name(result["tag"]) if result["kind"] == "scalar" else "void"
+    return f"{ret} (*{name})({', '.join(params) or 'void'})"
+
+
+def _c_assigner_prototypes(plan: dict) -> list[str]:
+    imports, lines, tags = plan.get("imports", []), [], set()
+    if any(f["ret"]["kind"] == "string" for f in imports):
+        lines.append("void pm_assign_string(void *, const char *, size_t);")
+    for function in imports:
+        result = function["ret"]
+        if result["kind"] == "vector" and result["tag"] not in tags:
+            tags.add(result["tag"])
+            lines.append(f"void pm_assign_vector_{result['tag']}(void *, const "
+                         f"{types.c_name(result['tag'])} *, size_t);")
+    return lines
+
+
+def _c_declarations(plan: dict) -> list[str]:
+    """Prototypes of the trampolines, import slots (declared extern: the C++ side
+    defines them) and result assigners."""
+    return ([_c_prototype(f) for f in plan["functions"]] +
+            ["extern " + _c_slot_declaration(f) for f in plan.get("imports", [])] +
+            _c_assigner_prototypes(plan))
+
+
 def cdef(plan: dict) -> str:
     """What cffi is told about the module: the trampolines and the runtime's helpers."""
-    return _CDEF_COMMON + "\n".join(_c_prototype(f) for f in plan["functions"]) + "\n"
+    return _CDEF_COMMON + "\n".join(_c_declarations(plan)) + "\n"
 
 
 # Placed by cffi after its own header, before the generated glue. Every glue function
@@ -263,7 +406,7 @@ static void pm_save_errno(void) { _cffi_save_errno(); }
 
 
 def glue_preamble(plan: dict, module_name: str) -> str:
-    prototypes = "\n".join(_c_prototype(f) for f in plan["functions"])
+    prototypes = "\n".join(_c_declarations(plan))
     return _GLUE_PREAMBLE % {"prototypes": prototypes, "module": module_name}
 
 

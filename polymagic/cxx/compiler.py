@@ -43,9 +43,11 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
     args = signatures.clang_args(cxx, options.std, options.include_dirs,
                                  options.preprocessor_flags())
     plan = signatures.parse(source, args)
+    _check_imports(plan)
     cell_cpp, glue_c = staging / "cell_module.cpp", staging / "glue.c"
     cell_cpp.write_text(codegen.translation_unit(source, plan))
-    cell_job = _start([cxx, *options.cxx_flags(), "-fvisibility=hidden", "-c",
+    cell_job = _start([cxx, *options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",
+                       "-fvisibility=hidden", "-c",
                        str(cell_cpp), "-o", str(staging / "cell_module.o")])
     codegen.emit_glue(plan, module_name, glue_c)
     glue_job = _start([cxx, "-x", "c", "-O2", "-fPIC", "-fvisibility=hidden",
@@ -63,6 +65,16 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
         for job in (cell_result, glue_result, link_result):
             print(" ".join(job.args), job.stderr, sep="\n")
     (staging / plan_file).write_text(json.dumps(plan))
+
+
+def _check_imports(plan: dict) -> None:
+    """A PM_PYTHON declaration polymagic cannot define is an error at its cell line."""
+    problems = plan["import_errors"]
+    if problems:
+        raise CompileError("C++", "\n".join(
+            f"cell:{p['line']}: error: PM_PYTHON function '{p['name']}' cannot be "
+            f"provided by Python: {p['reason']}" for p in problems), (),
+            [p["line"] for p in problems])
 
 
 def _python_includes() -> list[str]:

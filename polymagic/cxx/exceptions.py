@@ -5,7 +5,8 @@ that threw) and also the builtin whose meaning fits, so `except ValueError` work
 std::invalid_argument -> CppValueError, std::out_of_range -> CppIndexError,
 std::runtime_error -> CppRuntimeError, any other std::exception -> CppStdException.
 Anything else thrown (an int, a user type not derived from std::exception) is a plain
-CppError.
+CppError. The stack guard (a call that would re-enter Python with the thread's stack
+nearly exhausted) raises CppRecursionError, a RecursionError.
 """
 from __future__ import annotations
 
@@ -28,23 +29,32 @@ class CppStdException(CppError, RuntimeError):
     """A std::exception that is neither invalid_argument, out_of_range nor runtime_error."""
 
 
+class CppRecursionError(CppError, RecursionError):
+    """Recursion through C++ (to Python and back) nearly exhausted the thread's stack."""
+
+
 # Kind codes written by runtime.cpp's pm_rt_capture.
-PYTHON, INVALID_ARGUMENT, OUT_OF_RANGE, RUNTIME_ERROR, STD_EXCEPTION, UNKNOWN = range(1, 7)
+(PYTHON, INVALID_ARGUMENT, OUT_OF_RANGE, RUNTIME_ERROR, STD_EXCEPTION, UNKNOWN,
+ RECURSION) = range(1, 8)
 
 CLASSES = {INVALID_ARGUMENT: CppValueError, OUT_OF_RANGE: CppIndexError,
            RUNTIME_ERROR: CppRuntimeError, STD_EXCEPTION: CppStdException,
-           UNKNOWN: CppError}
+           UNKNOWN: CppError, RECURSION: CppRecursionError}
 
 
 def from_cpp(kind: int, type_name: str, what: str, function: str, line: int | None,
              source: str | None) -> CppError:
     """The Python exception for a C++ exception of `type_name` with `what()`."""
-    if kind == UNKNOWN:
+    if kind == RECURSION:
+        message = (f"maximum recursion depth exceeded: {function}() stopped before "
+                   f"calling on, with less than 256 KB of the thread's stack left "
+                   f"(deep recursion between C++ and Python)")
+    elif kind == UNKNOWN:
         message = (f"{function}() threw a {type_name}, which is not a std::exception "
                    f"(no message)")
     else:
         message = f"{function}() threw {type_name}: {what}"
     error = CLASSES[kind](message, line=line, source=source)
     error.cpp_type = type_name
-    error.what = what if kind != UNKNOWN else None
+    error.what = what if kind not in (UNKNOWN, RECURSION) else None
     return error

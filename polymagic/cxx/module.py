@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import keyword
+import os
 import types as pytypes
 import warnings
 
@@ -36,6 +37,7 @@ class ModuleInfo:
 
     def __init__(self, functions: list, source: str, filename: str):
         self.functions, self.source, self.filename = functions, source, filename
+        self.imports = {}  # PM_PYTHON slot -> the function pointer it holds (alive)
 
 
 def load_extension(module_name: str, path: str):
@@ -50,13 +52,20 @@ def load_extension(module_name: str, path: str):
 def make_module(name: str, extension, plan: dict, source: str, filename: str):
     """A ModuleType holding the cell's exported functions."""
     ffi, lib = extension.ffi, extension.lib
-    callbacks.modules[extension.__name__] = ModuleInfo(plan["functions"], source, filename)
+    info = ModuleInfo(plan["functions"], source, filename)
+    if plan.get("imports"):
+        from . import imports
+        imports.connect(info, ffi, lib, plan["imports"])
+    # Held for the life of the process, like the library itself: the PM_PYTHON slots
+    # point into `info.imports`, whatever becomes of the module object.
+    callbacks.modules[extension.__name__] = info
     module = pytypes.ModuleType(name, f"C++ cell compiled by polymagic ({filename})")
     module.__file__ = extension.__file__
     module.ffi, module.lib = ffi, lib
     module.__signatures__ = {f["export"]: f for f in plan["functions"]}
     module.__skipped__ = list(plan["skipped"])
     module.__exports__ = [f["export"] for f in plan["functions"]]
+    module.__imports__ = info.imports
     helpers = _Helpers(ffi, lib)
     for function in plan["functions"]:
         setattr(module, function["export"], _callable(function, lib, helpers))
@@ -99,10 +108,18 @@ def _wrapper(function: dict, raw, helpers: "_Helpers"):
     specs.append(dict(result, function=function["export"]))
     text = f"def {function['export']}({', '.join(names)}):\n    {body}\n"
     namespace = {"_raw": raw, "_h": helpers, "_specs": specs}
-    exec(compile(text, f"<polymagic wrapper of {function['export']}>", "exec"), namespace)
+    exec(compile(text, plumbing_filename(f"wrapper of {function['export']}"), "exec"),
+         namespace)
     wrapper = namespace[function["export"]]
     wrapper.__doc__ = _signature_text(function)
     return wrapper
+
+
+def plumbing_filename(what: str) -> str:
+    """A code filename inside polymagic's directory, naming no real file: tracebacks
+    drop such frames at language boundaries and the hub looks past them for the
+    caller's globals, as for any of polymagic's own frames."""
+    return os.path.join(os.path.dirname(__file__), f"<{what}>")
 
 
 def _signature_text(function: dict) -> str:

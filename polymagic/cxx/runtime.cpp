@@ -5,6 +5,8 @@
 // visibility, into each cell's extension module, so every module has its own copy of
 // this state. Nothing here includes Python.h: the C glue of the module reads the
 // pending error after the call and turns it into a Python exception.
+#include <pthread.h>
+
 #include <cstdio>
 #include <cstring>
 #include <cxxabi.h>
@@ -20,13 +22,21 @@ namespace {
 
 // Kinds of pending errors; polymagic/cxx/callbacks.py maps them to Python classes.
 enum Kind { NONE = 0, PYTHON = 1, INVALID_ARGUMENT = 2, OUT_OF_RANGE = 3,
-            RUNTIME_ERROR = 4, STD_EXCEPTION = 5, UNKNOWN = 6 };
+            RUNTIME_ERROR = 4, STD_EXCEPTION = 5, UNKNOWN = 6, RECURSION = 7 };
 
 // A Python exception raised inside a callback, travelling up through C++ frames.
 // `handle` names the original exception object, stashed on the Python side.
 struct PythonError {
     long handle;
 };
+
+// Thrown by the stack guard: too little of the thread's stack is left to call on.
+struct StackExhausted {};
+
+// Calls that may recurse across languages (C++ -> Python -> C++ ...) stop when less
+// than this much of the thread's stack is left: enough for the unwinding and for the
+// Python code that turns the error into a RecursionError on the way up.
+constexpr unsigned long STACK_RESERVE = 256 * 1024;
 
 struct Pending {
     int kind = NONE;
@@ -39,6 +49,9 @@ struct Pending {
 thread_local Pending pending;
 // Set by a callback's onerror handler; consumed by the thunk that called the callback.
 thread_local long callback_error = 0;
+// The lowest address this thread's calls may reach before the guard stops them
+// (computed once per thread; nullptr: not yet known, (char*)1: unknown, no guard).
+thread_local const char* stack_floor = nullptr;
 long live_holders = 0;
 
 std::string demangle(const char* mangled) {
@@ -62,7 +75,36 @@ void record(int kind, int function, const char* message) {
     pending.message = message ? message : "";
 }
 
+const char* find_stack_floor() {
+    pthread_attr_t attributes;
+    void* lowest = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return (const char*)1;
+    int failed = pthread_attr_getstack(&attributes, &lowest, &size);
+    pthread_attr_destroy(&attributes);
+    if (failed || lowest == nullptr) return (const char*)1;
+    // A small stack (a thread started with little) keeps a quarter of itself back.
+    unsigned long reserve = size / 4 < STACK_RESERVE ? size / 4 : STACK_RESERVE;
+    return static_cast<const char*>(lowest) + reserve;
+}
+
 }  // namespace
+
+// The stack guard, called before each call that may re-enter Python (a PM_PYTHON
+// function, a Python callable passed as a function pointer): throws StackExhausted,
+// which the trampoline turns into a RecursionError, instead of overflowing the stack.
+PM_API void pm_rt_stack_check(void) {
+    const char* floor = stack_floor;
+    if (__builtin_expect(floor == nullptr, 0)) floor = stack_floor = find_stack_floor();
+    if (__builtin_expect((const char*)__builtin_frame_address(0) < floor, 0))
+        throw StackExhausted{};
+}
+
+PM_API void pm_rt_unconnected_import(const char* name) {
+    throw std::logic_error(std::string(name) + "() is provided by Python (PM_PYTHON), "
+                           "but was called before polymagic connected it (during "
+                           "the library's static initialisation?)");
+}
 
 // Called from a trampoline's catch (...) block: classify the exception in flight.
 PM_API void pm_rt_capture(int function) {
@@ -74,6 +116,8 @@ PM_API void pm_rt_capture(int function) {
         pending.handle = error.handle;
         pending.type_name.clear();
         pending.message.clear();
+    } catch (const StackExhausted&) {
+        record(RECURSION, function, "");
     } catch (const std::invalid_argument& error) {
         record(INVALID_ARGUMENT, function, error.what());
     } catch (const std::out_of_range& error) {

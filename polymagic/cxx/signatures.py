@@ -2,19 +2,25 @@
 
 `parse(source, flags)` returns a JSON-able plan: every exported function with its
 parameter and result type specs (see `types`), the Python name it gets, and its cell
-line; plus the functions that are not exported and why. The plan is stored next to the
-built module, so a cache hit never runs libclang.
+line; the functions that are not exported and why; and the functions the cell imports
+from the shared Python namespace (declared `PM_PYTHON`, see polymagic.hpp). The plan
+is stored next to the built module, so a cache hit never runs libclang.
 """
 from __future__ import annotations
 
 import functools
 import subprocess
 from collections import defaultdict
+from pathlib import Path
 
 from . import types
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
+# Where polymagic.hpp lives; on the include path of every cell (compiler and libclang).
+INCLUDE_DIR = str(Path(__file__).with_name("include"))
+# polymagic.hpp's PM_PYTHON, as libclang sees it (an annotate attribute).
+PYTHON_ANNOTATION = "polymagic_python"
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,7 +39,7 @@ def system_include_dirs(compiler: str) -> tuple[str, ...]:
 
 def clang_args(compiler: str, std: str, include_dirs=(), defines=()) -> list[str]:
     args = ["-x", "c++", f"-std={std}", *defines]
-    args += [f"-I{path}" for path in include_dirs]
+    args += [f"-I{path}" for path in (*include_dirs, INCLUDE_DIR)]
     for path in system_include_dirs(compiler):
         args += ["-isystem", path]
     return args
@@ -47,6 +53,7 @@ def parse(source: str, args: list[str]) -> dict:
     errors = [f"cell:{d.location.line}: {d.spelling}" for d in unit.diagnostics
               if d.severity >= cindex.Diagnostic.Error]
     functions, skipped, declared = [], [], {}
+    imported, defined = {}, set()
     for cursor in _top_level(unit.cursor, cindex):
         if cursor.kind == cindex.CursorKind.FUNCTION_TEMPLATE:
             skipped.append({"name": cursor.spelling, "line": cursor.location.line,
@@ -54,8 +61,12 @@ def parse(source: str, args: list[str]) -> dict:
                                       "plain function, or instantiate it in one)"})
             continue
         if not cursor.is_definition():
-            declared.setdefault(cursor.spelling, cursor.location.line)
+            if _is_python_import(cursor, cindex):
+                imported.setdefault(cursor.get_usr(), cursor)
+            else:
+                declared.setdefault(cursor.spelling, cursor.location.line)
             continue
+        defined.add(cursor.get_usr())
         if cursor.spelling == "main":
             continue
         try:
@@ -67,8 +78,64 @@ def parse(source: str, args: list[str]) -> dict:
     for number, function in enumerate(functions):
         function["symbol"] = f"pm_f{number}"
         function["index"] = number
+    imports, import_errors = _imports(imported, defined, cindex)
     return {"functions": functions, "skipped": skipped, "parse_errors": errors,
-            "declared": declared}
+            "declared": declared, "imports": imports, "import_errors": import_errors}
+
+
+def _is_python_import(cursor, cindex) -> bool:
+    """Declared `PM_PYTHON` (by any of its declarations: attributes are inherited)."""
+    return any(child.kind == cindex.CursorKind.ANNOTATE_ATTR
+               and child.spelling == PYTHON_ANNOTATION
+               for child in cursor.get_children())
+
+
+# Types a PM_PYTHON function may use: Python must be able to build the C++ result and
+# to read every argument (a bare T* has no length, so arrays come as std::span).
+_IMPORT_PARAM_KINDS = {"scalar", "span", "cstr", "string"}
+_IMPORT_RESULT_KINDS = {"void", "scalar", "string", "vector"}
+
+
+def _imports(imported: dict, defined: set, cindex) -> tuple[list, list]:
+    """The plan entries of the PM_PYTHON functions, and why any cannot be one."""
+    imports, errors = [], []
+    for usr, cursor in imported.items():
+        where = {"name": cursor.spelling, "line": cursor.location.line}
+        try:
+            if usr in defined:
+                raise Unsupported("it is declared PM_PYTHON (provided by Python) but the "
+                                  "cell also defines it; remove one of the two")
+            function = _import(cursor, cindex)
+        except Unsupported as reason:
+            errors.append(dict(where, reason=str(reason)))
+            continue
+        function["index"] = len(imports)
+        function["slot"] = f"pm_import_{len(imports)}"
+        imports.append(function)
+    return imports, errors
+
+
+def _import(cursor, cindex) -> dict:
+    if cursor.exception_specification_kind not in (
+            cindex.ExceptionSpecificationKind.NONE,
+            cindex.ExceptionSpecificationKind.UNEVALUATED):
+        raise Unsupported("a PM_PYTHON function cannot be noexcept (Python exceptions "
+                          "unwind through it)")
+    function = _function(cursor, cindex)
+    for param in function["params"]:
+        kind = param["type"]["kind"]
+        if kind not in _IMPORT_PARAM_KINDS:
+            hint = ("declare it std::span<T> so that Python gets the length"
+                    if kind == "array" else "Python functions take arithmetic values, "
+                    "std::span<T>, const char* and strings")
+            raise Unsupported(f"parameter {param['name']!r} has type "
+                              f"'{types.describe(param['type'])}': {hint}")
+    if function["ret"]["kind"] not in _IMPORT_RESULT_KINDS:
+        raise Unsupported(f"its result type '{types.describe(function['ret'])}' cannot "
+                          f"be made from a Python value (return std::string instead "
+                          f"of const char*: Python owns the memory of its strings)")
+    del function["export"]
+    return function
 
 
 def _top_level(cursor, cindex):
