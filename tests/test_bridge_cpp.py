@@ -2,6 +2,9 @@
 import gc
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -295,3 +298,27 @@ def test_options_reach_the_compiler():
     module = pm.cpp("int value() { return VALUE; }", compile_args="-DVALUE=11",
                     optimize="0", name="valued")
     assert module.value() == 11 and module.__name__ == "valued"
+
+
+def test_deep_callback_recursion_raises_recursion_error():
+    """Python -> C++ -> Python recursion through a function pointer, 10**6 deep, raises
+    RecursionError (the stack guard) instead of overflowing the stack."""
+    script = textwrap.dedent("""
+        import sys
+        import polymagic as pm
+        m = pm.cpp('int depth(int n, int (*again)(int)) '
+                   '{ return n <= 0 ? 0 : 1 + again(n - 1); }')
+        def again(n):
+            return m.depth(n, again)
+        sys.setrecursionlimit(10**6)
+        try:
+            m.depth(10**6, again)
+        except RecursionError as error:
+            print("RecursionError:", error.__class__.__name__)
+        print("after:", m.depth(100, again))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RecursionError: CppRecursionError" in result.stdout
+    assert "after: 100" in result.stdout

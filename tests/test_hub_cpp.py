@@ -140,10 +140,27 @@ def test_fib_split_between_python_and_cpp(cell, space):
     assert cell.fib_cpp(20) == 6765
 
 
-def test_mutual_recursion_to_depth_400(cell, space):
-    """C++ <-> Python mutual recursion 400 levels deep gives the right count."""
+def test_mutual_recursion_to_depth_1000(cell, space):
+    """C++ <-> Python mutual recursion 1000 calls deep (500 each way) counts right.
+
+    Each round trip uses three units of Python's recursion limit (the C++ call, the
+    thunk, the Python function), so the limit is raised as for any deep recursion."""
     space["down_py"] = lambda n: 0 if n == 0 else 1 + cell.down_cpp(n - 1)
-    assert cell.down_cpp(400) == 400
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        assert cell.down_cpp(1000) == 1000
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_python_recursion_limit_raises_recursion_error(cell, space):
+    """At Python's recursion limit, C++ raises RecursionError before calling Python
+    again (never a silently ignored error), and the next call works."""
+    space["down_py"] = lambda n: 0 if n == 0 else 1 + cell.down_cpp(n - 1)
+    with pytest.raises(RecursionError, match="recursion limit"):
+        cell.down_cpp(10**5)
+    assert cell.down_cpp(10) == 10
 
 
 def test_r_function_called_from_cpp_calls_back_cpp(cell, space, R):
@@ -151,7 +168,7 @@ def test_r_function_called_from_cpp_calls_back_cpp(cell, space, R):
     space["down_r"] = R.eval(
         "function(n) if (n == 0) 0 else 1 + py$down_cpp_r(as.integer(n - 1))")
     space["down_cpp_r"] = cell.down_cpp_r
-    assert cell.down_cpp_r(150) == 150
+    assert cell.down_cpp_r(300) == 300
 
 
 def test_python_error_at_the_bottom_arrives_as_itself(cell, space):
@@ -318,3 +335,18 @@ def test_recursion_that_exhausts_the_stack_raises_recursion_error(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RecursionError: CppRecursionError" in result.stdout
     assert "after: 100" in result.stdout
+
+
+def test_notebook_cells_share_the_user_namespace():
+    """In IPython, a %%cpp cell's PM_PYTHON function finds a Python cell's function."""
+    pytest.importorskip("IPython", reason="IPython is not installed")
+    from IPython.testing.globalipapp import get_ipython
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "polymagic")
+    shell.run_cell("def fib_py(n):\n"
+                   "    return n if n < 2 else fib_cpp(n - 1) + fib_cpp(n - 2)\n")
+    shell.run_cell_magic("cpp", "", "#include <polymagic.hpp>\n"
+                         "PM_PYTHON double fib_py(int n);\n"
+                         "double fib_cpp(int n) { return n < 2 ? n : fib_py(n - 1) + "
+                         "fib_py(n - 2); }\n")
+    assert shell.user_ns["fib_py"](20) == 6765

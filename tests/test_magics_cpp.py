@@ -4,7 +4,6 @@ import shutil
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
 
 from polymagic.errors import CompileError
 
@@ -16,6 +15,9 @@ if shutil.which("c++") is None and shutil.which("g++") is None:
 def ip(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        # imported here: once another test module has started the global shell, only
+        # the name imported afterwards returns it
+        from IPython.testing.globalipapp import get_ipython
         shell = get_ipython()
         shell.run_line_magic("load_ext", "polymagic")
         yield shell

@@ -26,7 +26,8 @@ void pm_rt_capture(int);
 void pm_rt_check_callback(void);
 void pm_rt_clear_callback(void);
 void pm_rt_stale_callback(void);
-void pm_rt_stack_check(void);
+void pm_rt_stack_check(int);
+int pm_python_room(void);
 void pm_rt_unconnected_import(const char*);
 void pm_rt_holder_created(void);
 void pm_rt_holder_destroyed(void);
@@ -105,7 +106,7 @@ def _cpp_argument(param: dict, position: int, function: dict) -> str:
                 f"{ret} r = {name}({actuals}); pm_rt_check_callback(); return r;")
         if ret == "void":
             body = f"{name}({actuals}); {body}"
-        body = f"pm_rt_stack_check(); {body}"
+        body = f"pm_rt_stack_check(pm_python_room()); {body}"
         return f"std::function<{ret}({', '.join(args)})>([{name}]({formals}) {{ {body} }})"
     return name
 
@@ -127,7 +128,7 @@ def _thunk(function: dict, position: int, spec: dict) -> str:
             f"static {ret} pm_thunk_{function['index']}_{position}({formals}) {{\n"
             f"    auto callback = {slot};\n"
             f"    if (!callback) pm_rt_stale_callback();\n"
-            f"    pm_rt_stack_check();\n"
+            f"    pm_rt_stack_check(pm_python_room());\n"
             f"    {body}\n}}\n")
 
 
@@ -211,8 +212,9 @@ def _slot_declaration(function: dict) -> str:
 def import_definition(function: dict) -> str:
     """The C++ definition of a PM_PYTHON function: call Python through its slot.
 
-    Before calling on, the stack guard raises RecursionError (as a C++ exception the
-    trampoline maps) when the thread's stack is nearly exhausted; after the call, a
+    Before calling on, the depth guard raises RecursionError (as a C++ exception the
+    trampoline maps) when the thread's stack is nearly exhausted or Python is at its
+    recursion limit; after the call, a
     Python exception raised by the thunk is thrown as a C++ exception so that it
     unwinds this cell's frames up to the trampoline.
     """
@@ -222,7 +224,7 @@ def import_definition(function: dict) -> str:
     actuals = [a for i, p in enumerate(function["params"])
                for a in _slot_actuals(p["type"], f"a{i}")]
     ret = types.describe(result)
-    head = (f"    pm_rt_stack_check();\n"
+    head = (f"    pm_rt_stack_check(pm_python_room());\n"
             f"    auto target = {slot};\n"
             f"    if (!target) pm_rt_unconnected_import(\"{function['name']}\");\n")
     if _returns_through_pointer(function):
@@ -395,6 +397,24 @@ static PyObject* pm_raise_pending(void) {
     Py_DECREF(error_type);
     Py_DECREF(error);
     return NULL;
+}
+
+/* How many more frames Python may enter on this thread before its recursion limit
+   (runtime.cpp's depth guard reads it before C++ calls Python). Called without the
+   GIL: the thread state is this thread's own, and nothing changes it meanwhile. */
+int pm_python_room(void) {
+    PyThreadState* state = PyGILState_GetThisThreadState();
+    if (state == NULL) return 1 << 30;
+#if PY_VERSION_HEX >= 0x030E0000
+    return state->py_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return state->py_recursion_remaining < state->c_recursion_remaining
+        ? state->py_recursion_remaining : state->c_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030B0000
+    return state->recursion_remaining;
+#else
+    return 1 << 30;  /* 3.10 keeps the limit out of reach without the GIL */
+#endif
 }
 
 static void pm_save_errno(void) { _cffi_save_errno(); }

@@ -50,8 +50,11 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
                        "-fvisibility=hidden", "-c",
                        str(cell_cpp), "-o", str(staging / "cell_module.o")])
     codegen.emit_glue(plan, module_name, glue_c)
+    # The full C API, not cffi's default limited one: the glue's pm_python_room reads
+    # the thread state (the module is built per Python version anyway).
     glue_job = _start([cxx, "-x", "c", "-O2", "-fPIC", "-fvisibility=hidden",
-                       *_python_includes(), "-c", str(glue_c), "-o",
+                       "-D_CFFI_NO_LIMITED_API", *_python_includes(), "-c", str(glue_c),
+                       "-o",
                        str(staging / "glue.o")])
     cell_result, glue_result = _finish(cell_job), _finish(glue_job)
     _check(cell_result, source, plan, "compilation")

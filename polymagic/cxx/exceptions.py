@@ -5,8 +5,8 @@ that threw) and also the builtin whose meaning fits, so `except ValueError` work
 std::invalid_argument -> CppValueError, std::out_of_range -> CppIndexError,
 std::runtime_error -> CppRuntimeError, any other std::exception -> CppStdException.
 Anything else thrown (an int, a user type not derived from std::exception) is a plain
-CppError. The stack guard (a call that would re-enter Python with the thread's stack
-nearly exhausted) raises CppRecursionError, a RecursionError.
+CppError. The depth guard (a call that would re-enter Python with the thread's stack nearly
+exhausted, or at Python's recursion limit) raises CppRecursionError, a RecursionError.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def from_cpp(kind: int, type_name: str, what: str, function: str, line: int | No
     """The Python exception for a C++ exception of `type_name` with `what()`."""
     if kind == RECURSION:
         message = (f"maximum recursion depth exceeded: {function}() stopped before "
-                   f"calling on, with less than 256 KB of the thread's stack left "
-                   f"(deep recursion between C++ and Python)")
+                   f"calling Python again: {what} (deep recursion between C++ and "
+                   f"Python)")
     elif kind == UNKNOWN:
         message = (f"{function}() threw a {type_name}, which is not a std::exception "
                    f"(no message)")

@@ -30,13 +30,20 @@ struct PythonError {
     long handle;
 };
 
-// Thrown by the stack guard: too little of the thread's stack is left to call on.
-struct StackExhausted {};
+// Thrown by the depth guard: calling Python again would overflow the thread's stack,
+// or hit Python's recursion limit at a point where Python could not report it.
+struct DepthExhausted {
+    const char* why;
+};
 
 // Calls that may recurse across languages (C++ -> Python -> C++ ...) stop when less
 // than this much of the thread's stack is left: enough for the unwinding and for the
 // Python code that turns the error into a RecursionError on the way up.
 constexpr unsigned long STACK_RESERVE = 256 * 1024;
+// Python frames kept in reserve below Python's recursion limit. At the limit, cffi
+// could not even call the handler that carries a callback's exception through C++
+// (it would be "ignored" and C++ would go on with a zero result), so C++ stops first.
+constexpr int PYTHON_RESERVE = 50;
 
 struct Pending {
     int kind = NONE;
@@ -90,14 +97,19 @@ const char* find_stack_floor() {
 
 }  // namespace
 
-// The stack guard, called before each call that may re-enter Python (a PM_PYTHON
-// function, a Python callable passed as a function pointer): throws StackExhausted,
-// which the trampoline turns into a RecursionError, instead of overflowing the stack.
-PM_API void pm_rt_stack_check(void) {
+// The depth guard, called before each call that may re-enter Python (a PM_PYTHON
+// function, a Python callable passed as a function pointer) with the number of frames
+// Python may still enter (`pm_python_room`, from the module's C glue): throws
+// DepthExhausted, which the trampoline turns into a RecursionError, instead of
+// overflowing the stack or failing inside cffi.
+PM_API void pm_rt_stack_check(int python_room) {
     const char* floor = stack_floor;
     if (__builtin_expect(floor == nullptr, 0)) floor = stack_floor = find_stack_floor();
     if (__builtin_expect((const char*)__builtin_frame_address(0) < floor, 0))
-        throw StackExhausted{};
+        throw DepthExhausted{"less than 256 KB of the thread's stack is left"};
+    if (__builtin_expect(python_room < PYTHON_RESERVE, 0))
+        throw DepthExhausted{"Python's recursion limit (sys.getrecursionlimit()) is "
+                             "about to be reached"};
 }
 
 PM_API void pm_rt_unconnected_import(const char* name) {
@@ -116,8 +128,8 @@ PM_API void pm_rt_capture(int function) {
         pending.handle = error.handle;
         pending.type_name.clear();
         pending.message.clear();
-    } catch (const StackExhausted&) {
-        record(RECURSION, function, "");
+    } catch (const DepthExhausted& error) {
+        record(RECURSION, function, error.why);
     } catch (const std::invalid_argument& error) {
         record(INVALID_ARGUMENT, function, error.what());
     } catch (const std::out_of_range& error) {
