@@ -171,6 +171,7 @@ def _enter_r() -> None:
 def _guarded(session, evaluate, outer_name: str, filename: str, line: int):
     """`evaluate()` (an R evaluation at a cell's top level) with Ctrl-C routed to R;
     an R failure becomes RError (or KeyboardInterrupt) placed at the cell line."""
+    __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
     _enter_r()
     try:
         result = evaluate()
@@ -433,6 +434,7 @@ class REngine:
     def eval(self, code: str, *, copy: bool | None = None):
         """Run `code` in R's global environment; the last value, converted (None for
         empty code). Nothing is auto-printed; explicit print() output is shown."""
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         result = self.run_cell(code, print_visible=False)
         if result.value is None:
             return None
@@ -444,6 +446,7 @@ class REngine:
         visible values when `print_visible` (the last one only if `print_last`).
         Returns the last value (an rpy2 Sexp, None for empty code) and its
         visibility. `filename` names the cell in R's source references."""
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         session = _session()
         filename = filename or f"<R cell {next(_cell_numbers)}>"
         session.sources[filename] = code
@@ -478,6 +481,7 @@ class REngine:
     def _evaluate_top_level(self, session: _Session, expression, filename: str,
                             line: int):
         """Evaluate one parsed expression in globalenv: (value, visible)."""
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         with_visible = session.ri.baseenv["withVisible"]
         pair = _guarded(session, lambda: with_visible.rcall(((None, expression),),
                                                              session.ri.globalenv),
@@ -578,6 +582,7 @@ class RFunction:
         self._cdata = sexp.__sexp__._cdata
 
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         if threading.get_ident() != _r_thread:
             _session()  # starts R, or raises ThreadError from a foreign thread
         if kwargs or len(args) >= len(_LANG):
@@ -606,6 +611,7 @@ class RFunction:
 
     def _call_with_names(self, args, kwargs):
         """Calls with keyword arguments (named R arguments), through rpy2."""
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         to_r = _to_r
         r_args = [to_r(value) for value in args]
         r_kwargs = {key: to_r(value) for key, value in kwargs.items()}
