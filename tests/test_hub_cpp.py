@@ -350,3 +350,17 @@ def test_notebook_cells_share_the_user_namespace():
                          "double fib_cpp(int n) { return n < 2 ? n : fib_py(n - 1) + "
                          "fib_py(n - 2); }\n")
     assert shell.user_ns["fib_py"](20) == 6765
+
+
+def test_imports_may_live_in_named_namespaces(space):
+    """A PM_PYTHON function in a named namespace calls the Python name it is spelled;
+    one in an anonymous namespace is a CompileError at its line."""
+    module = pm.cpp("#include <polymagic.hpp>\nnamespace physics { namespace units {\n"
+                    "PM_PYTHON double scale_py(double x);\n} }\n"
+                    "double scaled(double x) { return physics::units::scale_py(x); }\n")
+    space["scale_py"] = lambda x: 10 * x
+    assert module.scaled(4.2) == 42.0
+    with pytest.raises(CompileError, match="anonymous namespace") as info:
+        pm.cpp("#include <polymagic.hpp>\nnamespace {\nPM_PYTHON int f();\n}\n"
+               "int g() { return f(); }\n")
+    assert info.value.lines == [3]

@@ -236,7 +236,8 @@ def import_definition(function: dict) -> str:
         call = (f"    {ret} result = target({', '.join(actuals)});\n"
                 f"    pm_rt_check_callback();\n    return result;\n")
     return (f"extern \"C\" {{ {_slot_declaration(function)} = nullptr; }}\n"
-            f"{ret} {function['name']}({formals}) {{\n{head}{call}}}\n")
+            f"{ret} {function.get('qualified', function['name'])}({formals}) "
+            f"{{\n{head}{call}}}\n")
 
 
 def _result_assigners(imports: list) -> str:

@@ -74,6 +74,11 @@ def parse(source: str, args: list[str]) -> dict:
         except Unsupported as reason:
             skipped.append({"name": cursor.spelling, "line": cursor.location.line,
                             "reason": str(reason), "warn": True})
+    for cursor in _namespace_functions(unit.cursor, cindex):
+        if cursor.is_definition():
+            defined.add(cursor.get_usr())
+        elif _is_python_import(cursor, cindex):
+            imported.setdefault(cursor.get_usr(), cursor)
     _name_exports(functions, skipped)
     for number, function in enumerate(functions):
         function["symbol"] = f"pm_f{number}"
@@ -135,7 +140,36 @@ def _import(cursor, cindex) -> dict:
                           f"be made from a Python value (return std::string instead "
                           f"of const char*: Python owns the memory of its strings)")
     del function["export"]
+    function["qualified"] = _namespace_path(cursor) + cursor.spelling
     return function
+
+
+def _namespace_path(cursor) -> str:
+    """'outer::inner::' for a function declared in named namespaces ('' at global
+    scope): its definition, generated at global scope, names it so."""
+    parts, parent = [], cursor.semantic_parent
+    while parent is not None and parent.kind.name == "NAMESPACE":
+        if not parent.spelling:
+            raise Unsupported("a function in an anonymous namespace cannot be defined "
+                              "from outside it; declare it in a named namespace or at "
+                              "global scope")
+        parts.append(parent.spelling)
+        parent = parent.semantic_parent
+    return "".join(f"{part}::" for part in reversed(parts))
+
+
+def _namespace_functions(cursor, cindex):
+    """Function declarations inside the cell's namespaces (for PM_PYTHON only:
+    namespaced functions are not exported)."""
+    for child in cursor.get_children():
+        location = child.location
+        if location.file is None or location.file.name != CELL_FILE:
+            continue
+        if child.kind in (cindex.CursorKind.NAMESPACE, cindex.CursorKind.LINKAGE_SPEC):
+            yield from _namespace_functions(child, cindex)
+        elif child.kind == cindex.CursorKind.FUNCTION_DECL and \
+                child.semantic_parent.kind == cindex.CursorKind.NAMESPACE:
+            yield child
 
 
 def _top_level(cursor, cindex):
