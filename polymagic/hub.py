@@ -10,6 +10,7 @@ every language at its next call.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -49,10 +50,15 @@ def namespace() -> dict:
     return _caller_globals()
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_plumbing(filename: str) -> bool:
+    return any(part in filename for part in _PLUMBING)
+
+
 def _caller_globals() -> dict:
     frame = sys._getframe(1)
     while frame is not None:
-        if not any(part in frame.f_code.co_filename for part in _PLUMBING):
+        if not _is_plumbing(frame.f_code.co_filename):
             return frame.f_globals
         frame = frame.f_back
     import __main__

@@ -95,9 +95,24 @@ def splice(error: BaseException, frames) -> BaseException:
 
     Called at the boundary where `error` leaves foreign code; re-raising it there
     adds the boundary's Python frames on top, so the order stays the call order.
+    Plumbing entries are dropped, but only those added since the error last crossed a
+    boundary (the rest were cleaned then), so an error rising through thousands of
+    language levels costs linear, not quadratic, time.
     """
-    error.__traceback__ = chain(frames, without_internal_frames(error.__traceback__))
+    fresh, rest = [], error.__traceback__
+    while rest is not None and not is_foreign(rest):
+        if not _is_internal(rest):
+            fresh.append(rest)
+        rest = rest.tb_next
+    for entry in reversed(fresh):
+        rest = types.TracebackType(rest, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    error.__traceback__ = chain(frames, rest)
     return error
+
+
+def is_foreign(tb: types.TracebackType) -> bool:
+    """Whether this traceback entry is a synthetic frame standing for foreign code."""
+    return tb.tb_frame.f_globals.get("_marker") is _SyntheticFrameMarker
 
 
 def _is_internal(tb: types.TracebackType) -> bool:
@@ -105,27 +120,12 @@ def _is_internal(tb: types.TracebackType) -> bool:
     return any(part in filename for part in _INTERNAL_DIRS)
 
 
-def without_internal_frames(tb: types.TracebackType | None):
-    """`tb` without the entries of polymagic's own and the bridges' libraries' code."""
-    kept = []
-    while tb is not None:
-        if not _is_internal(tb):
-            kept.append(tb)
-        tb = tb.tb_next
-    rebuilt = None
-    for entry in reversed(kept):
-        rebuilt = types.TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti,
-                                      entry.tb_lineno)
-    return rebuilt
-
-
 def foreign_frames(error: BaseException) -> list[str]:
     """The foreign frames in `error`'s traceback, as text (for tests and messages)."""
     found, tb = [], error.__traceback__
     while tb is not None:
-        globals_ = tb.tb_frame.f_globals
-        if globals_.get("_marker") is _SyntheticFrameMarker:
+        if is_foreign(tb):
             code = tb.tb_frame.f_code
-            found.append(f"{globals_['__name__']}:{code.co_name}:{tb.tb_lineno}")
+            found.append(f"{tb.tb_frame.f_globals['__name__']}:{code.co_name}:{tb.tb_lineno}")
         tb = tb.tb_next
     return found

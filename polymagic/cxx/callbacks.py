@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-import types
 import weakref
 
-from ..tracebacks import ForeignFrame, _is_internal, _SyntheticFrameMarker, chain
+from ..tracebacks import ForeignFrame, splice
 from . import exceptions
 
 _stash: dict[int, BaseException] = {}
@@ -83,28 +82,7 @@ def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
             described["line"] if described else None, info.source if info else None)
     if described is not None:
         frame = ForeignFrame("C++", described["name"], info.filename, described["line"])
-        _splice_front(error, frame)
+        splice(error, [frame])
     return error
 
 
-def _splice_front(error: BaseException, frame: ForeignFrame) -> None:
-    """`tracebacks.splice(error, [frame])`, cleaning only the entries added since the
-    error last crossed a language boundary.
-
-    The part behind the first foreign frame was cleaned when that frame was spliced
-    in, so each crossing costs the few new entries, not the whole traceback: an error
-    rising through thousands of C++ <-> Python levels stays linear, not quadratic.
-    """
-    fresh, rest = [], error.__traceback__
-    while rest is not None and not _is_foreign(rest):
-        if not _is_internal(rest):
-            fresh.append(rest)
-        rest = rest.tb_next
-    for entry in reversed(fresh):
-        rest = types.TracebackType(rest, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
-    error.__traceback__ = chain([frame], rest)
-
-
-def _is_foreign(tb: types.TracebackType) -> bool:
-    """A synthetic frame (polymagic.tracebacks) standing for foreign code."""
-    return tb.tb_frame.f_globals.get("_marker") is _SyntheticFrameMarker

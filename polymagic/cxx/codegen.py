@@ -102,7 +102,7 @@ def _cpp_argument(param: dict, position: int, function: dict) -> str:
         ret, args = _callback_types(spec)
         formals = ", ".join(f"{arg} x{i}" for i, arg in enumerate(args))
         actuals = ", ".join(f"x{i}" for i in range(len(args)))
-        body = (f"pm_rt_check_callback();" if ret == "void" else
+        body = ("pm_rt_check_callback();" if ret == "void" else
                 f"{ret} r = {name}({actuals}); pm_rt_check_callback(); return r;")
         if ret == "void":
             body = f"{name}({actuals}); {body}"
