@@ -120,3 +120,21 @@ def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RecursionError" in result.stdout and "after: 10" in result.stdout, result.stdout
+
+
+def test_recursion_through_python_r_cpp_and_cython_reaches_depth_300(space):
+    """A cycle Python -> R -> C++ -> Cython -> Python ... is correct at depth 300 (with
+    Python's default recursion limit); far deeper, it raises RecursionError."""
+    space["down_r"] = pm.R.eval(
+        "function(n) if (n <= 0L) 0L else py$down_cpp(n - 1L) + 1L")
+    space["down_cpp"] = pm.cpp(
+        "#include <polymagic.hpp>\nPM_PYTHON long down_cy(long n);\n"
+        "long down_cpp(long n) { return n <= 0 ? 0 : down_cy(n - 1) + 1; }\n").down_cpp
+    space["down_cy"] = pm.cython(
+        "from polymagic import py\n"
+        "def down_cy(long n):\n    return 0 if n <= 0 else py.down_py(n - 1) + 1\n").down_cy
+    space["down_py"] = lambda n: 0 if n <= 0 else space["down_r"](n - 1) + 1
+    assert space["down_py"](300) == 300
+    with pytest.raises(RecursionError):
+        space["down_py"](5000)
+    assert space["down_py"](8) == 8
