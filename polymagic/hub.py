@@ -72,7 +72,7 @@ def lookup(name: str, language: str):
         return space[name]
     except KeyError:
         raise HubNameError(
-            f"{language} asked Python for {name!r}, but the shared namespace has no "
+            f"{language} asked the shared Python namespace for {name!r}, which has no "
             f"such name (define it in Python, export it from a cell, or pass the "
             f"namespace with polymagic.use_namespace(globals()))") from None
 
@@ -90,8 +90,20 @@ class NamespaceProxy:
     def __init__(self, language: str):
         object.__setattr__(self, "_language", language)
 
-    def __getattr__(self, name: str):
-        return lookup(name, self._language)
+    def __getattribute__(self, name: str):
+        # Every non-dunder attribute is a namespace name. Overriding __getattribute__
+        # (not __getattr__) spares a failed normal lookup, an AttributeError, per call.
+        if name[:2] == "__" or name == "_language":
+            return object.__getattribute__(self, name)
+        space = _state["explicit"]
+        if space is None:
+            space = _state["ipython"]
+            if space is None:
+                space = _caller_globals()
+        try:
+            return space[name]
+        except KeyError:
+            return lookup(name, object.__getattribute__(self, "_language"))
 
     def __setattr__(self, name: str, value) -> None:
         assign(name, value)

@@ -225,7 +225,7 @@ def test_redefinition_is_seen_at_the_next_call(cell, space):
 
 def test_missing_name_raises_hub_name_error(cell, space):
     """A PM_PYTHON name the namespace lacks raises HubNameError naming it; C++ goes on."""
-    with pytest.raises(hub.HubNameError, match="C\\+\\+ asked Python for 'answer_py'"):
+    with pytest.raises(hub.HubNameError, match="C\\+\\+ asked the shared Python namespace for 'answer_py'"):
         cell.answer()
     space["answer_py"] = lambda: 5
     assert cell.answer() == 5
