@@ -38,6 +38,7 @@ class CppMagics(Magics):
         std::vector<T> become NumPy arrays owning the vector's memory, Python callables
         pass as function pointers or std::function. See docs/cpp.md.
         """
+        __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.cpp import CppOptions, load
 
         args = parse_argstring(self.cpp, line)

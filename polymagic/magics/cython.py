@@ -67,6 +67,7 @@ class CythonMagics(Magics):
         starting with an underscore (as Cython's %%cython does). With -a, the annotated
         HTML is the cell's result.
         """
+        __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges import cython as bridge
         args = magic_arguments.parse_argstring(self.cython, line)
         if args.pgo:

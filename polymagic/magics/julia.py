@@ -71,6 +71,7 @@ class JuliaMagics(Magics):
         ends with ';'. Julia's printed output appears in the cell output; `display(x)`
         of rich values shows inline.
         """
+        __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         options, code = (line, cell) if cell is not None else split_line(line)
         args = parse_argstring(self.julia, options)
         inputs = lookup_inputs(args.input, self.shell.user_ns, "Julia")

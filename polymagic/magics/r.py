@@ -49,6 +49,7 @@ class RMagics(Magics):
     @line_cell_magic
     def R(self, line, cell=None, local_ns=None):
         """Run R code in this process. Arrays in -i/-o cross as views of one memory."""
+        __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         args = self._parse(line)
         code = " ".join(args.code)
         if cell is not None:
@@ -96,6 +97,7 @@ class RMagics(Magics):
             R.assign(r_name, value, copy=copy)
 
     def _run(self, code: str, args, *, line_mode: bool, print_last: bool):
+        __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.r import R
         from ..bridges.r_graphics import GraphicsOptionError, RGraphics
         try:
