@@ -182,6 +182,17 @@ def test_copy_option_copies(ip):
     np.testing.assert_array_equal(ip.user_ns["c_out"], ip.user_ns["c_in"])
 
 
+def test_r_writes_reach_python_only_with_shared_writes(ip):
+    """By default an R write gives R its own copy; --shared-writes lets R write into the
+    NumPy array itself."""
+    ip.user_ns["w_default"] = np.zeros(3)
+    ip.run_cell_magic("R", "-i w_default", "w_default[1] <- 7")
+    assert ip.user_ns["w_default"][0] == 0.0
+    ip.user_ns["w_shared"] = np.zeros(3)
+    ip.run_cell_magic("R", "--shared-writes -i w_shared", "w_shared[1] <- 7")
+    assert ip.user_ns["w_shared"][0] == 7.0
+
+
 def test_magics_module_imports_no_rpy2():
     """Importing polymagic.magics.r (what %load_ext does) imports no rpy2."""
     code = ("import sys, polymagic.magics.r; "

@@ -88,7 +88,7 @@ class JuliaMagics(Magics):
         engine.start()
         engine.enable_ipython_display()
         for julia_name, value in inputs.items():
-            engine.assign(julia_name, value, copy=copy)
+            engine.assign(julia_name, value, copy=copy, shared_writes=args.shared_writes)
         value = engine.eval(code, filename=self._cell_filename(), copy=copy) \
             if code.strip() else None
         for python_name, julia_name in outputs:

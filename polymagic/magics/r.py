@@ -94,7 +94,7 @@ class RMagics(Magics):
     def _push_inputs(self, args, namespace, copy) -> None:
         from ..bridges.r import R
         for r_name, value in lookup_inputs(args.input, namespace, "R").items():
-            R.assign(r_name, value, copy=copy)
+            R.assign(r_name, value, copy=copy, shared_writes=args.shared_writes)
 
     def _run(self, code: str, args, *, line_mode: bool, print_last: bool):
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks

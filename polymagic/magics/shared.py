@@ -6,7 +6,8 @@ from IPython.core.magic_arguments import argument
 
 
 def io_arguments(function):
-    """Declare `-i/--input`, `-o/--output` and `--copy`, as rpy2's %%R spells them."""
+    """Declare `-i/--input`, `-o/--output` (as rpy2's %%R spells them), `--copy` and
+    `--shared-writes`."""
     decorators = [
         argument("-i", "--input", action="append", default=[], metavar="NAMES",
                  help="Python names to push in before the cell runs: repeatable, "
@@ -16,6 +17,9 @@ def io_arguments(function):
                       "repeatable, comma separated, 'python=foreign' to rename."),
         argument("--copy", action="store_true", default=False,
                  help="Copy arrays that cross instead of sharing their memory."),
+        argument("--shared-writes", action="store_true", default=False,
+                 help="Let the foreign code write into the -i arrays (by default it "
+                      "reads their memory but a write gives it its own copy or fails)."),
     ]
     for decorate in reversed(decorators):
         function = decorate(function)
