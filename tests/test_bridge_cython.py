@@ -308,3 +308,120 @@ def test_undefined_c_symbol_is_a_link_error_at_its_declaration():
                       "def g():\n    return pm_nowhere()\n")
     assert caught.value.lines == [1]
     assert "pm_nowhere" in str(caught.value)
+
+
+PLAIN_CELL = textwrap.dedent("""\
+    def fib(int n):
+        cdef long a = 0, b = 1, i
+        for i in range(n):
+            a, b = b, a + b
+        return a
+    """)
+
+# Runs in a new process on the cache given by POLYMAGIC_CACHE_DIR; prints one JSON line
+# per build: the recorded decision, what exists, and the cell's result.
+FIRST_CELLS_SCRIPT = textwrap.dedent("""\
+    import json, sys, numpy as np
+    from polymagic.bridges import cython as bridge
+    from polymagic.build import cache_dir
+    def report(result, value):
+        manifest = json.loads((result.path.parent / "build.json").read_text())
+        utility = bridge._utility_build(bridge.Toolchain.for_options(
+            bridge.make_options(), {{}}))
+        print(json.dumps({{
+            "utility_code": result.utility_code, "cached": result.cached,
+            "utility_module": manifest["utility_module"], "value": value,
+            "utility_loaded": utility.name in sys.modules,
+            "utility_built": utility.path.exists(), "path": str(result.path),
+            "compiler_imported": "Cython.Compiler.Main" in sys.modules}}))
+    for cell in sys.argv[1:]:
+        result = bridge.build({{"plain": {plain!r}, "memoryview": {memoryview!r}}}[cell])
+        if cell == "plain":
+            report(result, result.module.fib(10))
+        else:
+            report(result, result.module.total(np.arange(4.0)))
+    """).format(plain=PLAIN_CELL, memoryview=SUM_CELL)
+
+
+def _run_cells(cache, *cells, env=None, check=True):
+    """Build `cells` ("plain"/"memoryview") in a new process; its JSON reports."""
+    env = dict(os.environ, **(env or {}), POLYMAGIC_CACHE_DIR=str(cache))
+    finished = subprocess.run([sys.executable, "-c", FIRST_CELLS_SCRIPT, *cells],
+                              capture_output=True, text=True, env=env, check=False)
+    if check and finished.returncode != 0:
+        raise AssertionError(finished.stderr)
+    reports = [json.loads(line) for line in finished.stdout.splitlines()
+               if line.startswith("{")]
+    return reports, finished
+
+
+def test_first_plain_cell_is_built_inline_and_later_memoryview_cells_share(tmp_path):
+    """Empty cache: a plain cell is built inline, a memoryview cell shares; both cached."""
+    (plain, memoryview, plain_again, memoryview_again), _ = _run_cells(
+        tmp_path, "plain", "memoryview", "plain", "memoryview")
+    assert plain["utility_code"] == "inline" and plain["utility_module"] is None
+    assert not plain["utility_loaded"]  # the cell did not need, so did not load, it
+    assert memoryview["utility_code"] == "shared" and memoryview["utility_module"]
+    assert memoryview["utility_loaded"] and memoryview["utility_built"]
+    assert (plain["value"], memoryview["value"]) == (55, 6.0)
+    assert plain_again["cached"] and plain_again["path"] == plain["path"]
+    assert memoryview_again["cached"] and memoryview_again["path"] == memoryview["path"]
+    reports, _ = _run_cells(tmp_path, "plain", "memoryview")
+    assert [(r["cached"], r["path"], r["value"]) for r in reports] == \
+        [(True, plain["path"], 55), (True, memoryview["path"], 6.0)]
+    assert not reports[-1]["compiler_imported"]
+
+
+def test_plain_cell_uses_the_shared_module_once_it_exists(tmp_path):
+    """With the shared module in the cache, a new plain cell imports it (smaller C)."""
+    _run_cells(tmp_path, "memoryview")
+    (plain,), _ = _run_cells(tmp_path, "plain")
+    assert plain["utility_code"] == "shared" and plain["utility_module"]
+    assert plain["value"] == 55
+
+
+def test_failed_background_build_surfaces_on_the_next_memoryview_cell(tmp_path):
+    """A failed background build spares the plain cell and raises on the next memoryview cell."""
+    wrapper = tmp_path / "cc-refusing-utility"
+    wrapper.write_text('#!/bin/sh\ncase "$*" in *_pm_cyutility_*)\n'
+                       '  echo "refusing the utility module" >&2; exit 1;;\nesac\n'
+                       'exec cc "$@"\n')
+    wrapper.chmod(0o755)
+    script = textwrap.dedent(f"""\
+        import numpy as np
+        from polymagic.bridges import cython as bridge
+        from polymagic.errors import CompileError
+        print("plain", bridge.build({PLAIN_CELL!r}).module.fib(10))
+        for attempt in range(2):
+            try:
+                bridge.build({SUM_CELL!r})
+            except CompileError as failure:
+                print("raised", failure.language, "shared utility module" in str(failure),
+                      "refusing the utility module" in str(failure))
+        print("plain again", bridge.build("def g():\\n    return 7\\n").module.g())
+        """)
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path / "cache"), CC=str(wrapper))
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                              text=True, env=env, check=True)
+    assert finished.stdout.splitlines() == [
+        "plain 55",
+        "raised Cython (C compiler) True True",  # the background failure, kept
+        "raised Cython (C compiler) True True",  # the retry, built and failed again
+        "plain again 7"]
+
+
+def test_two_processes_on_an_empty_cache_at_once(tmp_path):
+    """Two processes on one empty cache both succeed, leaving one utility module, no staging."""
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path))
+    processes = [subprocess.Popen([sys.executable, "-c", FIRST_CELLS_SCRIPT, "plain",
+                                   "memoryview"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    values = [[json.loads(line)["value"] for line in out.splitlines()]
+              for out, _ in outputs]
+    assert values == [[55, 6.0], [55, 6.0]]
+    entries = sorted(path.name.split("_")[0] for path in tmp_path.iterdir())
+    assert entries.count("cyutility") == 1
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]

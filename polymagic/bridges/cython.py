@@ -26,6 +26,7 @@ import re
 import shlex
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ _MANIFEST = "build.json"
 # In-process Cython keeps global state (Options, utility-code caches): one at a time.
 _CYTHON_LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # extension path -> module, for same-process re-runs
+_EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
 class CythonOptionError(PolymagicError, ValueError):
@@ -72,6 +74,7 @@ class CythonBuild:
     annotation_html: str | None
     numpy_include: bool
     warnings: list[str]
+    utility_code: str  # "shared": imports Cython's shared utility module; "inline": its own
 
 
 def cython(source: str, **options):
@@ -91,25 +94,23 @@ def build(source: str, **options) -> CythonBuild:
         raise CythonOptionError(f"Cython module name {opts.name!r} is not a Python identifier")
     source = source if source.endswith("\n") else source + "\n"
     toolchain = Toolchain.for_options(opts, distutils_header(source))
-    key = cache_key("cython", source, _key_options(opts), toolchain.key_parts(),
-                    time.time() if opts.force else None)
-    module_name = opts.name or f"_pm_{key}"
-    artifact = module_name + sysconfig.get_config_var("EXT_SUFFIX")
     started = time.perf_counter()
-    cell = _CellBuild(source, opts, toolchain, module_name)
-    path = cached_build(key, artifact, cell.produce)
+    cell = _CellBuild(source, opts, toolchain,
+                      stamp=time.time() if opts.force else None)
+    path = cell.cached_path() or cell.build()
     manifest = json.loads((path.parent / _MANIFEST).read_text())
     if manifest["utility_module"]:
         _load_utility_module(toolchain, manifest["utility_module"])
-    module = _load_cell(module_name, path, source)
+    module = _load_cell(path.name[:-len(_EXT_SUFFIX)], path, source)
     html = _read_annotation(path.parent / manifest["annotation"]) \
         if manifest["annotation"] else None
     if opts.verbose:
-        print(f"[polymagic cython] {module_name} from {path} "
-              f"({'cache hit' if not cell.ran else 'built'}, "
-              f"{time.perf_counter() - started:.3f} s)", file=sys.stderr)
+        print(f"[polymagic cython] {module.__name__} from {path} "
+              f"({'cache hit' if not cell.ran else 'built'}, utility code "
+              f"{manifest['utility_code']}, {time.perf_counter() - started:.3f} s)",
+              file=sys.stderr)
     return CythonBuild(module, path, not cell.ran, html, manifest["numpy_include"],
-                       manifest["warnings"])
+                       manifest["warnings"], manifest["utility_code"])
 
 
 def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=(),
@@ -226,56 +227,119 @@ def _compiler(cplus: bool) -> str:
 # ---------------------------------------------------------------------------------------
 # One cell build: Cython in-process, then one compiler call
 
+SHARED, INLINE = "shared", "inline"  # where a cell's Cython utility code lives
+
+
+@dataclasses.dataclass
+class _Generated:
+    """Cython's output for a cell, in a scratch directory, before it is compiled."""
+
+    mode: str
+    c_file: Path
+    numpy_used: bool
+    warnings: list[str]
+    imports_utility: bool    # the C imports the shared utility module (shared mode)
+    uses_cython_utility: bool  # needs utility code written in Cython (memoryviews)
+
 
 class _CellBuild:
-    """Produces a cache entry: <name>.pyx, the extension, build.json, maybe <name>.html."""
+    """Produces a cache entry: <name>.pyx, the extension, build.json, maybe <name>.html.
+
+    A cell's entry is keyed by its inputs and by where its utility code lives: "shared"
+    (it imports Cython's shared utility module) or "inline" (it carries its own, as with
+    Cython's magic). When the shared module is not built yet, a cell that needs no
+    utility code written in Cython (memoryviews, cython.view) is compiled inline at
+    once, and the shared module is built in the background for later cells; a cell
+    with memoryviews waits for the shared module, which is faster for it than compiling
+    ~20k lines of memoryview C into the cell.
+    """
 
     def __init__(self, source: str, opts: CythonOptions, toolchain: Toolchain,
-                 module_name: str):
+                 stamp: float | None):
         self.source = source
         self.opts = opts
         self.toolchain = toolchain
-        self.module_name = module_name
+        parts = (source, _key_options(opts), toolchain.key_parts(), stamp)
+        self.keys = {mode: cache_key("cython", *parts, mode) for mode in (SHARED, INLINE)}
         self.ran = False
 
-    def produce(self, staging: Path) -> None:
+    def module_name(self, mode: str) -> str:
+        return self.opts.name or f"_pm_{self.keys[mode]}"
+
+    def artifact(self, mode: str) -> str:
+        return self.module_name(mode) + _EXT_SUFFIX
+
+    def cached_path(self) -> Path | None:
+        """The extension of an existing entry for this cell, shared or inline."""
+        from ..build import cache_dir
+        for mode in (SHARED, INLINE):
+            path = cache_dir() / self.keys[mode] / self.artifact(mode)
+            if path.exists():
+                return path
+        return None
+
+    def build(self) -> Path:
+        """Run Cython, decide where the utility code lives, compile and publish."""
+        from ..build import cache_dir
         self.ran = True
-        pyx = staging / f"{self.module_name}.pyx"
-        pyx.write_text(self.source, encoding="utf-8")
-        utility = _UtilityBuild(self.toolchain)
-        utility.start_if_missing()  # its C compile overlaps with Cython on the cell
-        c_file, numpy_used, cython_warnings = self._cythonize(pyx, utility.name)
-        needs_utility = f'"{utility.name}"' in c_file.read_text(encoding="utf-8")
-        c_warnings = self._compile(c_file, staging, numpy_used)
-        if needs_utility:
+        utility = _utility_build(self.toolchain)
+        with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
+            generated = self._cythonize(Path(scratch), SHARED, utility.name)
+            if (generated.imports_utility and not generated.uses_cython_utility
+                    and not utility.ready()):
+                generated = self._cythonize(Path(scratch), INLINE, utility.name)
+            # After the cell's Cython runs: the utility's C generation needs the lock.
+            utility.start()
+            if self.opts.verbose:
+                print(f"[polymagic cython] utility code {generated.mode} "
+                      f"({utility.state()})", file=sys.stderr)
+            mode = generated.mode
+            return cached_build(self.keys[mode], self.artifact(mode),
+                                lambda staging: self._produce(staging, generated, utility))
+
+    def _produce(self, staging: Path, generated: _Generated, utility) -> None:
+        name = self.module_name(generated.mode)
+        for produced in generated.c_file.parent.glob(f"{name}.*"):
+            produced.rename(staging / produced.name)  # .pyx, .c/.cpp, .html, .lis
+        c_file = staging / generated.c_file.name
+        if generated.imports_utility:
+            utility.raise_failure()  # a failed background build: before compiling
+        c_warnings = self._compile(c_file, staging, generated)
+        if generated.imports_utility:
             utility.wait()
-        html = pyx.with_suffix(".html")
-        manifest = {"utility_module": utility.name if needs_utility else None,
-                    "numpy_include": numpy_used,
+        html = staging / f"{name}.html"
+        manifest = {"utility_code": generated.mode,
+                    "utility_module": utility.name if generated.imports_utility else None,
+                    "numpy_include": generated.numpy_used,
                     "annotation": html.name if html.exists() else None,
-                    "warnings": cython_warnings + c_warnings}
+                    "warnings": generated.warnings + c_warnings}
         (staging / _MANIFEST).write_text(json.dumps(manifest))
         if not self.opts.verbose:
             c_file.unlink()  # large and regenerable; kept with --verbose for inspection
         for warning in manifest["warnings"]:
             print(warning, file=sys.stderr)
 
-    def _cythonize(self, pyx: Path, utility_name: str):
-        """Run Cython; return (C file, whether numpy was cimported, cell warnings)."""
+    def _cythonize(self, scratch: Path, mode: str, utility_name: str) -> _Generated:
+        """Run Cython on the cell in `scratch`, its utility code `mode` (shared/inline)."""
+        name = self.module_name(mode)
+        for stale in scratch.glob("*"):
+            stale.unlink()  # the other mode's output, when Cython runs twice
+        pyx = scratch / f"{name}.pyx"
+        pyx.write_text(self.source, encoding="utf-8")
         with _CYTHON_LOCK:
             from Cython.Compiler import Errors
             from Cython.Compiler.Main import (CompilationOptions, Context,
                                               compile_single, default_options)
+            from Cython.Compiler.UtilityCode import CythonSharedUtilityCode
             options = CompilationOptions(
                 default_options, cplus=self.toolchain.cplus,
                 language_level=self.opts.language_level, annotate=self.opts.annotate,
                 emit_linenums=True, use_listing_file=True, errors_to_stderr=False,
-                shared_utility_qualified_name=utility_name,
+                shared_utility_qualified_name=utility_name if mode == SHARED else None,
                 include_path=[os.getcwd(), *self.opts.include_dirs])
             context = Context.from_options(options)
             try:
-                result = compile_single(str(pyx), options, self.module_name,
-                                        context=context)
+                result = compile_single(str(pyx), options, name, context=context)
             except (Errors.PyrexError, Errors.InternalError, Errors.AbortError) as crash:
                 raise CompileError(LANGUAGE, f"Cython failed: {crash}") from crash
         listing = pyx.with_suffix(".lis")
@@ -283,20 +347,30 @@ class _CellBuild:
         if result.num_errors or not result.c_file:
             text, lines = map_cython_listing(report, pyx.name)
             raise CompileError(LANGUAGE, text or "Cython reported errors", lines=lines)
-        # Cython records every module the cell cimports (directly or through a .pxd).
-        numpy_used = "numpy" in context.modules
-        warnings = [line for line in map_cython_listing(report, pyx.name)[0].splitlines()
-                    if line.startswith("cell:")]
-        return Path(result.c_file), numpy_used, warnings
+        c_file = Path(result.c_file)
+        scope = context.modules.get(name)
+        return _Generated(
+            mode=mode, c_file=c_file,
+            # Cython records every module the cell cimports (directly or through a .pxd).
+            numpy_used="numpy" in context.modules,
+            warnings=[line for line in map_cython_listing(report, pyx.name)[0].splitlines()
+                      if line.startswith("cell:")],
+            imports_utility=mode == SHARED and f'"{utility_name}"' in c_file.read_text(
+                encoding="utf-8"),
+            # Utility code written in Cython (the memoryview machinery) is what makes a
+            # cell's C large; Cython queues it on the module scope while analysing.
+            uses_cython_utility=scope is not None and any(
+                isinstance(code, CythonSharedUtilityCode)
+                for code in scope.utility_code_list))
 
-    def _compile(self, c_file: Path, staging: Path, numpy_used: bool) -> list[str]:
+    def _compile(self, c_file: Path, staging: Path, generated: _Generated) -> list[str]:
         """Compile and link in one compiler call; return the warnings about the cell."""
         tool = self.toolchain
         numpy_flags = []
-        if numpy_used:
+        if generated.numpy_used:
             import numpy
             numpy_flags = [f"-I{numpy.get_include()}", *tool.define_numpy]
-        output = staging / (self.module_name + sysconfig.get_config_var("EXT_SUFFIX"))
+        output = staging / self.artifact(generated.mode)
         command = [tool.compiler, *tool.flags, *numpy_flags, c_file.name,
                    *self.opts.sources, "-o", output.name, *tool.link_flags]
         if self.opts.verbose:
@@ -317,61 +391,110 @@ class _CellBuild:
 # ---------------------------------------------------------------------------------------
 # Cython's shared utility module (memoryviews etc.), built once per toolchain
 
+_UTILITY_BUILDS: dict[tuple[str, str], "_UtilityBuild"] = {}
+_UTILITY_BUILDS_LOCK = threading.Lock()
+
+
+def _utility_build(toolchain: Toolchain) -> "_UtilityBuild":
+    """The one _UtilityBuild of this process for a toolchain and cache directory."""
+    from ..build import cache_dir
+    name = toolchain.utility_name
+    with _UTILITY_BUILDS_LOCK:
+        key = (str(cache_dir()), name)
+        if key not in _UTILITY_BUILDS:
+            _UTILITY_BUILDS[key] = _UtilityBuild(toolchain)
+        return _UTILITY_BUILDS[key]
+
 
 class _UtilityBuild:
-    """Builds Cython's shared utility module in the cache, overlapping with cell work.
+    """Builds Cython's shared utility module into the cache in a background thread.
 
-    The C code is generated in this process (under the Cython lock), then the C compiler
-    runs in a background thread while Cython processes the cell.
+    One per toolchain and process (`_utility_build`), so a cell that needs the module
+    waits for the build already running instead of starting another. The thread is not
+    a daemon: at exit Python waits for the compiler (a few seconds at most) and the
+    entry is published, so no compiler is left orphaned and no half-built entry is
+    visible (`cached_build` publishes atomically; another process building the same
+    module at the same time is harmless: the first rename wins). A failure is kept and
+    raised, as CompileError, by the next cell that needs the module; that cell consumes
+    it, so the one after retries the build.
     """
 
     def __init__(self, toolchain: Toolchain):
         self.toolchain = toolchain
         self.name = toolchain.utility_name
         self.key = cache_key("cyutility", self.name, toolchain.key_parts()[:2])
-        self.artifact = self.name + sysconfig.get_config_var("EXT_SUFFIX")
+        self.artifact = self.name + _EXT_SUFFIX
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
-    def start_if_missing(self) -> None:
+    @property
+    def path(self) -> Path:
         from ..build import cache_dir
-        if (cache_dir() / self.key / self.artifact).exists():
-            return
-        generated = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(generated,),
-                                        name=f"polymagic {self.name}")
-        self._thread.start()
-        generated.wait()  # Cython is not re-entrant: the cell waits for the C generation
+        return cache_dir() / self.key / self.artifact
+
+    def ready(self) -> bool:
+        """Loaded in this process or built in the cache."""
+        return self.name in sys.modules or self.path.exists()
+
+    def state(self) -> str:
+        with self._lock:
+            if self._failure is not None:
+                return "shared utility module failed to build"
+            if self._thread is not None and self._thread.is_alive():
+                return "shared utility module building in the background"
+        return "shared utility module ready" if self.ready() else \
+            "shared utility module missing"
+
+    def start(self) -> None:
+        """Start building in the background unless built, building, or failed."""
+        with self._lock:
+            running = self._thread is not None and self._thread.is_alive()
+            if running or self._failure is not None or self.ready():
+                return
+            self._thread = threading.Thread(target=self._run, name=f"polymagic {self.name}")
+            self._thread.start()
 
     def wait(self) -> Path:
-        if self._thread is not None:
-            self._thread.join()
-        if self._failure is not None:
-            raise self._failure
-        return utility_path(self.toolchain)
+        """The built module's path, after the build (raises the build's failure)."""
+        self.start()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        self.raise_failure()
+        return self.path
 
-    def _run(self, generated: threading.Event) -> None:
+    def raise_failure(self) -> None:
+        """Raise (once) the failure of a finished background build, as CompileError.
+
+        Moot, and dropped, when the module exists after all (another process built it).
+        """
+        with self._lock:
+            failure, self._failure = self._failure, None
+        if failure is None or self.ready():
+            return
+        if isinstance(failure, CompileError):
+            raise failure
+        raise CompileError(LANGUAGE, "building Cython's shared utility module failed: "
+                           f"{type(failure).__name__}: {failure}") from failure
+
+    def _run(self) -> None:
         try:
-            cached_build(self.key, self.artifact,
-                         lambda staging: self._produce(staging, generated))
-        except BaseException as failure:  # kept, and re-raised by wait() in the caller
-            self._failure = failure
-        finally:
-            generated.set()
+            cached_build(self.key, self.artifact, self._produce)
+        except BaseException as failure:  # kept, and raised by the next cell needing it
+            with self._lock:
+                self._failure = failure
 
-    def _produce(self, staging: Path, generated: threading.Event) -> None:
+    def _produce(self, staging: Path) -> None:
         suffix = ".cpp" if self.toolchain.cplus else ".c"
         c_file = staging / (self.name + suffix)
-        try:
-            with _CYTHON_LOCK:
-                from Cython.Build.SharedModule import generate_shared_module
-                from Cython.Compiler.Main import CompilationOptions, default_options
-                options = CompilationOptions(
-                    default_options, cplus=self.toolchain.cplus,
-                    shared_c_file_path=str(c_file), errors_to_stderr=False)
-                error, _ = generate_shared_module(options)
-        finally:
-            generated.set()
+        with _CYTHON_LOCK:
+            from Cython.Build.SharedModule import generate_shared_module
+            from Cython.Compiler.Main import CompilationOptions, default_options
+            options = CompilationOptions(
+                default_options, cplus=self.toolchain.cplus,
+                shared_c_file_path=str(c_file), errors_to_stderr=False)
+            error, _ = generate_shared_module(options)
         if error is not None:
             raise CompileError(LANGUAGE, f"generating Cython's utility module: {error}")
         tool = self.toolchain
@@ -382,25 +505,20 @@ class _UtilityBuild:
         if finished.returncode != 0:
             raise CompileError(f"{LANGUAGE} (C compiler)",
                                "building Cython's shared utility module failed:\n"
-                               + finished.stderr, command=command)
+                               + (finished.stderr or finished.stdout), command=command)
         c_file.unlink()
 
 
 def utility_path(toolchain: Toolchain) -> Path:
-    from ..build import cache_dir
-    utility = _UtilityBuild(toolchain)
-    return cache_dir() / utility.key / utility.artifact
+    """Where Cython's shared utility module for `toolchain` lives in the cache."""
+    return _utility_build(toolchain).path
 
 
 def _load_utility_module(toolchain: Toolchain, name: str) -> None:
     """Make the shared utility module importable by name before a cell imports it."""
     if name in sys.modules:
         return
-    path = utility_path(toolchain)
-    if not path.exists():  # the cache was pruned: build it again
-        utility = _UtilityBuild(toolchain)
-        utility.start_if_missing()
-        path = utility.wait()
+    path = _utility_build(toolchain).wait()  # built again if the cache was pruned
     sys.modules[name] = _load_extension(name, path)
 
 
