@@ -381,7 +381,7 @@ def test_plain_cell_uses_the_shared_module_once_it_exists(tmp_path):
 
 
 def test_failed_background_build_surfaces_on_the_next_memoryview_cell(tmp_path):
-    """A failed background build spares the plain cell and raises on the next memoryview cell."""
+    """A failed background build spares the plain cell; the next memoryview cell raises it."""
     wrapper = tmp_path / "cc-refusing-utility"
     wrapper.write_text('#!/bin/sh\ncase "$*" in *_pm_cyutility_*)\n'
                        '  echo "refusing the utility module" >&2; exit 1;;\nesac\n'
@@ -411,7 +411,7 @@ def test_failed_background_build_surfaces_on_the_next_memoryview_cell(tmp_path):
 
 
 def test_two_processes_on_an_empty_cache_at_once(tmp_path):
-    """Two processes on one empty cache both succeed, leaving one utility module, no staging."""
+    """Two processes on one empty cache both succeed: one utility module, no staging left."""
     env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path))
     processes = [subprocess.Popen([sys.executable, "-c", FIRST_CELLS_SCRIPT, "plain",
                                    "memoryview"], stdout=subprocess.PIPE,
