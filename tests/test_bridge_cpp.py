@@ -56,6 +56,18 @@ void call_void(std::function<void(int)> f) { f(7); }
 
 int depth(int n, int (*again)(int)) { return n <= 0 ? 0 : 1 + again(n - 1); }
 
+int int_callback(int (*f)(int), int x) { return f(x); }
+bool bool_callback(bool (*f)(int), int x) { return f(x); }
+unsigned char byte_callback(unsigned char (*f)(int), int x) { return f(x); }
+long long wide_callback(std::function<long long(unsigned long long, signed char)> f) {
+    return f(18446744073709551615ull, -5);
+}
+void void_callback(void (*f)(int)) { f(1); }
+static std::function<double(double)> kept;
+void keep(std::function<double(double)> f) { kept = f; }
+double call_kept(double x) { return kept(x); }
+void drop_kept() { kept = nullptr; }
+
 static int unwound = 0;
 struct Sentinel { ~Sentinel() { ++unwound; } };
 static int after_callback = 0;
@@ -183,6 +195,102 @@ def test_function_pointer_and_std_function_take_callables(cell):
     seen = []
     cell.call_void(seen.append)
     assert seen == [7]
+
+
+class _Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def scale(self, x):
+        return self.factor * x
+
+
+@pytest.fixture(scope="module")
+def R():
+    pytest.importorskip("rpy2", reason="rpy2 is not installed (pip install 'polymagic[r]')")
+    try:
+        pm.R.eval("NULL")
+    except pm.BridgeUnavailable as missing:
+        pytest.skip(f"no R on this machine: {missing}")
+    return pm.R
+
+
+def test_callbacks_go_through_the_c_api_not_ffi_callback(cell):
+    """A Python callable for a function pointer or std::function is called by the
+    module's C glue: no cffi callback is made for it."""
+    from polymagic.cxx import callbacks
+
+    def triple(x):
+        return 3 * x
+    assert cell.call_twice(triple, 1.0) == 9.0
+    assert cell.call_function(triple, 1.0) == 4.0
+    assert triple not in callbacks._pointer_cache
+    assert cell.__signatures__["call_twice"]["params"][0]["type"]["kind"] == "fnptr"
+
+
+def test_c_api_path_calls_any_kind_of_callable(cell, R):
+    """Bound methods, builtins, lambdas and R functions all work as callbacks."""
+    twice_r = R.eval("function(x) x * 2")
+    for function, expected in [(_Scaler(3).scale, -9.0), (abs, 1.0),
+                               (lambda x: x + 2, 3.0), (twice_r, -4.0)]:
+        assert cell.call_twice(function, -1.0) == expected
+        assert cell.call_function(function, -1.0) == function(-1.0) + 1
+    assert cell.int_callback(R.eval("function(n) as.integer(n + 1L)"), 41) == 42
+
+
+def test_callback_arguments_and_results_convert_as_cffi_does(cell):
+    """Every arithmetic type crosses; results obey cffi's rules (bool is 0/1, an int
+    result needs an int, a void callback returns None) with cffi's own errors."""
+    assert cell.wide_callback(lambda big, small: (big == 2**64 - 1) * 100 + small) == 95
+    assert cell.int_callback(lambda n: np.int16(n), 7) == 7
+    assert cell.int_callback(lambda n: True, 7) == 1
+    assert cell.bool_callback(lambda n: n % 2 == 0, 4) is True
+    assert cell.bool_callback(lambda n: np.bool_(False), 4) is False
+    with pytest.raises(TypeError, match="an integer is required"):
+        cell.int_callback(lambda n: 2.0, 1)
+    with pytest.raises(OverflowError, match="does not fit 'int'"):
+        cell.int_callback(lambda n: 2**40, 1)
+    with pytest.raises(OverflowError, match="does not fit '_Bool'"):
+        cell.bool_callback(lambda n: 2, 1)
+    with pytest.raises(OverflowError, match="does not fit 'unsigned char'"):
+        cell.byte_callback(lambda n: 300, 1)
+    with pytest.raises(TypeError, match="must return None"):
+        cell.void_callback(lambda n: n)
+    with pytest.raises(TypeError, match="pass a callable, got int"):
+        cell.call_twice(3, 1.0)
+    assert cell.byte_callback(lambda n: 255, 1) == 255
+
+
+def test_cffi_function_pointer_is_passed_through(cell):
+    """A cffi pointer of the parameter's type is called directly by C++."""
+    pointer = cell.ffi.callback("double(double)", lambda x: x - 1)
+    assert cell.call_twice(pointer, 5.0) == 3.0
+    assert cell.call_function(pointer, 5.0) == 5.0
+
+
+def test_kept_std_function_holds_its_callable(cell):
+    """A std::function C++ keeps after the call holds a reference to the Python
+    callable (usable after Python dropped it) and releases it when C++ drops it."""
+    import weakref
+
+    class Doubler:
+        def __call__(self, x):
+            return 2 * x
+    doubler = Doubler()
+    alive = weakref.ref(doubler)
+    cell.keep(doubler)
+    del doubler
+    gc.collect()
+    assert alive() is not None and cell.call_kept(21.0) == 42.0
+    cell.drop_kept()
+    gc.collect()
+    assert alive() is None
+    passing = Doubler()
+    alive = weakref.ref(passing)
+    assert cell.call_function(passing, 1.0) == 3.0  # not kept: no reference taken
+    del passing
+    gc.collect()
+    assert alive() is None
 
 
 def test_callback_recursion_into_cpp(cell):

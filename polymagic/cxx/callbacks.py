@@ -15,7 +15,7 @@ import threading
 import weakref
 
 from ..tracebacks import ForeignFrame, splice
-from . import exceptions
+from . import capi, exceptions, types
 
 _stash: dict[int, BaseException] = {}
 _handles = itertools.count(1)
@@ -67,6 +67,33 @@ def function_pointer(ffi, lib, cdecl: str, function):
     return pointer
 
 
+def c_value(ffi, tag: str):
+    """value -> what cffi makes of it as a C `tag` (an int, bool or float), raising
+    cffi's own errors: the rules ffi.callback applies to a callback's result."""
+    ctype = ffi.typeof(f"{types.c_name(tag)}[1]")
+
+    def convert(value):
+        box = ffi.new(ctype)
+        box[0] = value
+        return box[0]
+    return convert
+
+
+def connect_c_api(info, ffi, lib, plan: dict) -> None:
+    """Give the module's C glue the Python objects its C-API callers use (capi.py)."""
+    from .. import hub
+    shape = capi.layout(plan)
+    table = [stash, hub._state, hub.lookup, "explicit", "ipython", "C++"]
+    for ret, _args in shape["signatures"]:
+        table.append(None if ret in (None, "float", "double") else c_value(ffi, ret))
+    if shape["imports"]:
+        from .imports import result_converter
+        for function in shape["imports"]:
+            table += [function["name"], result_converter(function, ffi)]
+    info.c_api_table = tuple(table)
+    lib.pm_py_connect(id(info.c_api_table))
+
+
 def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
                        type_name: bytes, message: bytes) -> BaseException:
     """The exception object the C glue raises for a pending C++ error (GIL held)."""
@@ -74,7 +101,10 @@ def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
     described = info.functions[function] if info is not None else None
     if kind == exceptions.PYTHON:
         with _stash_lock:
-            error = _stash.pop(handle)
+            error = _stash.pop(handle, None)
+        if error is None:  # the C glue could not stash it (printed as unraisable)
+            error = SystemError("a Python exception raised under C++ was lost on the "
+                                "way (see the 'Exception ignored' report above)")
     else:
         error = exceptions.from_cpp(
             kind, type_name.decode("utf-8", "replace"), message.decode("utf-8", "replace"),

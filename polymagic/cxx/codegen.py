@@ -14,7 +14,7 @@ is loaded.
 """
 from __future__ import annotations
 
-from . import types
+from . import capi, types
 
 TRAMPOLINE_FILE = "<polymagic trampolines>"
 
@@ -49,6 +49,13 @@ template <class T> static pm_buffer pm_buffer_of(pm_holder<T>* holder) {
     return pm_buffer{holder, (void*)holder->value.data(),
                      (unsigned long)holder->value.size()};
 }
+// What a function-pointer parameter holds during one call: a C function pointer
+// (a cffi pointer passed as such), or a Python callable (PyObject*, called through the
+// module's C-API callers, polymagic/cxx/capi.py).
+template <class F> struct pm_callback_slot {
+    F c;
+    __UINTPTR_TYPE__ py;
+};
 // Swap a thread-local callback slot for the duration of one call (nests correctly
 // when the callback calls back into the same function).
 template <class F> struct pm_slot_guard {
@@ -82,7 +89,8 @@ def _c_params(param: dict, position: int) -> list[str]:
         return [f"const char* {name}", f"unsigned long {name}_n"]
     if kind in ("fnptr", "function"):
         ret, args = _callback_types(spec)
-        return [f"{ret} (*{name})({', '.join(args) or 'void'})"]
+        return [f"{ret} (*{name})({', '.join(args) or 'void'})",
+                f"__UINTPTR_TYPE__ {name}_py"]
     raise ValueError(f"no trampoline parameter for {spec!r}")
 
 
@@ -101,35 +109,44 @@ def _cpp_argument(param: dict, position: int, function: dict) -> str:
     if kind == "function":
         ret, args = _callback_types(spec)
         formals = ", ".join(f"{arg} x{i}" for i, arg in enumerate(args))
-        actuals = ", ".join(f"x{i}" for i in range(len(args)))
-        body = ("pm_rt_check_callback();" if ret == "void" else
-                f"{ret} r = {name}({actuals}); pm_rt_check_callback(); return r;")
-        if ret == "void":
-            body = f"{name}({actuals}); {body}"
-        body = f"pm_rt_stack_check(pm_python_room()); {body}"
-        return f"std::function<{ret}({', '.join(args)})>([{name}]({formals}) {{ {body} }})"
+        python = capi.caller_name(capi.signature_key(spec))
+        return (f"std::function<{ret}({', '.join(args)})>([c = {name}, py = "
+                f"pm_keep{position}.owner]({formals}) {{ "
+                f"{_callback_body(spec, 'c', python, 'py->callable')} }})")
     return name
+
+
+def _callback_body(spec: dict, c_pointer: str, python: str, callable_: str) -> str:
+    """Statements calling a callback: the C pointer if set, else the Python callable
+    through the module's C-API caller `python`; then a Python error is thrown."""
+    ret, args = _callback_types(spec)
+    actuals = [f"x{i}" for i in range(len(args))]
+    c_call = f"{c_pointer}({', '.join(actuals)})"
+    py_call = f"{python}({', '.join([callable_, *actuals])}"
+    if ret == "void":
+        return (f"pm_rt_stack_check(pm_python_room()); if ({c_pointer}) {c_call}; "
+                f"else {py_call}); pm_rt_check_callback();")
+    return (f"pm_rt_stack_check(pm_python_room()); {ret} r; if ({c_pointer}) r = {c_call}; "
+            f"else {py_call}, &r); pm_rt_check_callback(); return r;")
 
 
 def _thunk(function: dict, position: int, spec: dict) -> str:
     """A plain C++ function standing for a Python callable passed as a function pointer.
 
-    A function pointer carries no data, so the callable's cffi pointer sits in a
-    thread-local slot that the trampoline fills for the duration of the call.
+    A function pointer carries no data, so what it stands for (the callable, or a C
+    pointer) sits in a thread-local slot that the trampoline fills for the duration
+    of the call.
     """
     ret, args = _callback_types(spec)
     slot = f"pm_slot_{function['index']}_{position}"
     formals = ", ".join(f"{arg} x{i}" for i, arg in enumerate(args))
-    actuals = ", ".join(f"x{i}" for i in range(len(args)))
-    call = f"callback({actuals})"
-    body = (f"{call}; pm_rt_check_callback();" if ret == "void" else
-            f"{ret} r = {call}; pm_rt_check_callback(); return r;")
-    return (f"static thread_local {ret} (*{slot})({', '.join(args) or 'void'}) = nullptr;\n"
+    python = capi.caller_name(capi.signature_key(spec))
+    pointer = f"{ret} (*)({', '.join(args) or 'void'})"
+    return (f"static thread_local pm_callback_slot<{pointer}> {slot} = {{nullptr, 0}};\n"
             f"static {ret} pm_thunk_{function['index']}_{position}({formals}) {{\n"
             f"    auto callback = {slot};\n"
-            f"    if (!callback) pm_rt_stale_callback();\n"
-            f"    pm_rt_stack_check(pm_python_room());\n"
-            f"    {body}\n}}\n")
+            f"    if (!callback.c && !callback.py) pm_rt_stale_callback();\n"
+            f"    {_callback_body(spec, 'callback.c', python, 'callback.py')}\n}}\n")
 
 
 def _result_c_type(spec: dict) -> str:
@@ -161,15 +178,47 @@ def trampoline(function: dict) -> str:
         body, failed = f"return {call};", "return {};"
     thunks, guards = "", ""
     for position, param in enumerate(params):
-        if param["type"]["kind"] == "fnptr":
+        kind = param["type"]["kind"]
+        if kind == "fnptr":
             thunks += _thunk(function, position, param["type"])
             slot = f"pm_slot_{index}_{position}"
-            guards += f"    pm_slot_guard<decltype({slot})> guard{position}({slot}, a{position});\n"
+            guards += (f"    pm_slot_guard<decltype({slot})> guard{position}({slot}, "
+                       f"{{a{position}, a{position}_py}});\n")
+        elif kind == "function":
+            guards += f"    pm_py_keep pm_keep{position}(a{position}_py);\n"
     if any(p["type"]["kind"] in ("fnptr", "function") for p in params):
         guards += "    pm_rt_clear_callback();\n"
     return (f"{thunks}extern \"C\" {result_type} {function['symbol']}"
             f"({', '.join(c_params) or 'void'}) {{\n{guards}"
             f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
+
+
+# A std::function made from a Python callable may be kept by C++ after the call (a
+# function pointer may not: see docs/cpp.md). Its copies share one owner; if any copy
+# is still alive when the trampoline returns, the owner takes a reference to the
+# callable (with the GIL) and drops it when the last copy is destroyed.
+_FUNCTION_OWNER = r"""
+#include <memory>
+extern "C" void pm_py_retain(__UINTPTR_TYPE__);
+extern "C" void pm_py_release(__UINTPTR_TYPE__);
+struct pm_py_owner {
+    __UINTPTR_TYPE__ callable;
+    bool owned;
+    ~pm_py_owner() { if (owned) pm_py_release(callable); }
+};
+struct pm_py_keep {
+    std::shared_ptr<pm_py_owner> owner;
+    explicit pm_py_keep(__UINTPTR_TYPE__ callable)
+        : owner(callable ? std::make_shared<pm_py_owner>(pm_py_owner{callable, false})
+                         : nullptr) {}
+    ~pm_py_keep() {
+        if (owner && owner.use_count() > 1) {  // a copy outlives the call
+            pm_py_retain(owner->callable);
+            owner->owned = true;
+        }
+    }
+};
+"""
 
 
 # ------------------------------------------------- PM_PYTHON imports (C++ side)
@@ -227,6 +276,8 @@ def import_definition(function: dict) -> str:
     head = (f"    pm_rt_stack_check(pm_python_room());\n"
             f"    auto target = {slot};\n"
             f"    if (!target) pm_rt_unconnected_import(\"{function['name']}\");\n")
+    if capi.is_fast_import(function):
+        return _fast_import_definition(function, formals, ret)
     if _returns_through_pointer(function):
         call = (f"    {ret} result;\n    target({', '.join([*actuals, '&result'])});\n"
                 f"    pm_rt_check_callback();\n    return result;\n")
@@ -238,6 +289,23 @@ def import_definition(function: dict) -> str:
     return (f"extern \"C\" {{ {_slot_declaration(function)} = nullptr; }}\n"
             f"{ret} {function.get('qualified', function['name'])}({formals}) "
             f"{{\n{head}{call}}}\n")
+
+
+def _fast_import_definition(function: dict, formals: str, ret: str) -> str:
+    """A PM_PYTHON function with arithmetic types calls Python through the module's
+    C-API caller (capi.py), which looks the name up and converts in C."""
+    actuals = [f"a{i}" for i in range(len(function["params"]))]
+    caller = capi.import_caller_name(function)
+    unconnected = f"pm_rt_unconnected_import(\"{function['name']}\")"
+    if function["ret"]["kind"] == "void":
+        call = (f"    if ({caller}({', '.join(actuals)}) > 0) {unconnected};\n"
+                f"    pm_rt_check_callback();\n")
+    else:
+        call = (f"    {ret} result;\n"
+                f"    if ({caller}({', '.join([*actuals, '&result'])}) > 0) {unconnected};\n"
+                f"    pm_rt_check_callback();\n    return result;\n")
+    return (f"{ret} {function.get('qualified', function['name'])}({formals}) {{\n"
+            f"    pm_rt_stack_check(pm_python_room());\n{call}}}\n")
 
 
 def _result_assigners(imports: list) -> str:
@@ -263,7 +331,11 @@ def translation_unit(source: str, plan: dict) -> str:
     if not source.endswith("\n"):
         source += "\n"
     imports = plan.get("imports", [])
-    parts = ['#line 1 "cell"\n', source, _PRELUDE, _result_assigners(imports)]
+    parts = ['#line 1 "cell"\n', source, _PRELUDE, capi.cpp_declarations(plan),
+             _result_assigners(imports)]
+    if any(p["type"]["kind"] == "function" for f in plan["functions"]
+           for p in f["params"]):
+        parts.append(_FUNCTION_OWNER)
     parts += [import_definition(function) for function in imports]
     parts += [trampoline(function) for function in plan["functions"]]
     return "".join(parts)
@@ -276,6 +348,7 @@ typedef struct { void* owner; void* data; size_t size; } pm_buffer;
 void pm_release(void* owner);
 long pm_rt_live_holders(void);
 void pm_rt_note_callback_error(long handle);
+int pm_py_connect(uintptr_t table);
 """
 
 
@@ -291,7 +364,7 @@ def _c_param_types(param: dict) -> list[str]:
         return ["const char *"]
     if kind == "string":
         return ["const char *", "size_t"]
-    return [types.callback_cdecl(spec)]
+    return [types.callback_cdecl(spec), "uintptr_t"]  # a C pointer, or id(callable)
 
 
 def _c_result_type(spec: dict) -> str:
@@ -355,7 +428,8 @@ def _c_declarations(plan: dict) -> list[str]:
     """Prototypes of the trampolines, import slots (declared extern: the C++ side
     defines them) and result assigners."""
     return ([_c_prototype(f) for f in plan["functions"]] +
-            ["extern " + _c_slot_declaration(f) for f in plan.get("imports", [])] +
+            ["extern " + _c_slot_declaration(f) for f in plan.get("imports", [])
+             if not capi.is_fast_import(f)] +
             _c_assigner_prototypes(plan))
 
 
@@ -428,7 +502,8 @@ static void pm_save_errno(void) { _cffi_save_errno(); }
 
 def glue_preamble(plan: dict, module_name: str) -> str:
     prototypes = "\n".join(_c_declarations(plan))
-    return _GLUE_PREAMBLE % {"prototypes": prototypes, "module": module_name}
+    return (_GLUE_PREAMBLE % {"prototypes": prototypes, "module": module_name} +
+            capi.glue_code(plan))
 
 
 def emit_glue(plan: dict, module_name: str, path) -> None:

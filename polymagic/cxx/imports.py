@@ -18,15 +18,22 @@ import operator
 
 from .. import hub
 from ..errors import ConversionError
-from . import callbacks, codegen, types
+from . import callbacks, capi, codegen, types
 from .module import plumbing_filename
 
 
 def connect(info, ffi, lib, imports: list) -> None:
-    """Point every PM_PYTHON slot of the module at its thunk (kept in `info`)."""
+    """Point every PM_PYTHON slot of the module at its thunk (kept in `info`).
+
+    Imports with arithmetic types have no slot: the module's C glue calls Python
+    for them (capi.py; `callbacks.connect_c_api` gave it `result_converter`s); they
+    are listed in `info.imports` under the name of their C caller."""
     converters = _Converters(ffi, lib)
     pointers = {}
     for function in imports:
+        if capi.is_fast_import(function):
+            pointers[function["slot"]] = capi.import_caller_name(function)
+            continue
         thunk = _thunk(function, converters)
         pointer = callbacks.function_pointer(ffi, lib, codegen.c_slot_type(function),
                                              thunk)
@@ -66,6 +73,20 @@ def _thunk(function: dict, converters: "_Converters"):
     exec(compile(text, plumbing_filename(f"PM_PYTHON {function['name']}"), "exec"),
          namespace)
     return namespace[thunk_name]
+
+
+def result_converter(function: dict, ffi):
+    """For the C caller of an arithmetic import: a result that is not an exact int
+    (or bool) -> an int (bool) by this module's rules, then cffi's range check; None
+    where C converts every result itself (float, double, void)."""
+    result = function["ret"]
+    if result["kind"] == "void" or result["tag"] in ("float", "double"):
+        return None
+    to_c = callbacks.c_value(ffi, result["tag"])
+    if result["tag"] == "bool":
+        converters = _Converters(ffi, None)
+        return lambda value: to_c(converters.bool_result(value, function))
+    return lambda value: to_c(_Converters.int_result(value, function))
 
 
 def _result_statement(function: dict, call: str) -> str:

@@ -53,6 +53,7 @@ def make_module(name: str, extension, plan: dict, source: str, filename: str):
     """A ModuleType holding the cell's exported functions."""
     ffi, lib = extension.ffi, extension.lib
     info = ModuleInfo(plan["functions"], source, filename)
+    callbacks.connect_c_api(info, ffi, lib, plan)
     if plan.get("imports"):
         from . import imports
         imports.connect(info, ffi, lib, plan["imports"])
@@ -98,7 +99,7 @@ def _wrapper(function: dict, raw, helpers: "_Helpers"):
         specs.append(spec)
         convert = _ARGUMENT_CONVERTERS.get(spec["kind"])
         actuals.append(f"{name}" if convert is None else
-                       f"{'*' if spec['kind'] in ('span', 'string') else ''}"
+                       f"{'*' if spec['kind'] in _TWO_ARGUMENTS else ''}"
                        f"_h.{convert}({name}, _specs[{len(specs) - 1}])")
     call = f"_raw({', '.join(actuals)})"
     result = function["ret"]
@@ -129,6 +130,8 @@ def _signature_text(function: dict) -> str:
            f"[C++, cell line {function['line']}]"
 
 
+# Kinds whose converter gives two trampoline arguments.
+_TWO_ARGUMENTS = ("span", "string", "fnptr", "function")
 _ARGUMENT_CONVERTERS = {"array": "array", "span": "span", "cstr": "cstr",
                         "string": "string", "fnptr": "callback", "function": "callback"}
 _RESULT_CONVERTERS = {"cstr": "from_cstr", "string": "take_string",
@@ -194,8 +197,18 @@ class _Helpers:
                               f"{type(value).__name__}")
 
     def callback(self, value, spec):
-        return callbacks.function_pointer(self.ffi, self.lib, types.callback_cdecl(spec),
-                                          value)
+        """(C function pointer, callable's address): a cffi function pointer of the
+        parameter's type is passed as such; any other callable is called by the
+        module's C glue (polymagic/cxx/capi.py), which holds no reference to it:
+        the call (this wrapper's argument) keeps it alive."""
+        if isinstance(value, self.ffi.CData) and \
+                self.ffi.typeof(value) == self.ffi.typeof(types.callback_cdecl(spec)):
+            return value, 0
+        if not callable(value):
+            raise ConversionError(f"{spec['function']}(): argument {spec['param']!r} is "
+                                  f"a C++ {types.describe(spec)}: pass a callable, got "
+                                  f"{type(value).__name__}")
+        return self.ffi.NULL, id(value)
 
     def from_cstr(self, pointer, spec):
         if pointer == self.ffi.NULL:

@@ -1,0 +1,337 @@
+"""C++ -> Python calls through CPython's C API (no ffi.callback): the generated C.
+
+A cell's extension module is built by polymagic, so its C glue (compiled with Python.h)
+can call a Python callable itself: take the GIL (`PyGILState_Ensure`: the trampoline
+runs with the GIL released by cffi, or on a thread C++ started), box the arguments,
+`PyObject_Vectorcall`, unbox the result, release the GIL. This module writes those C
+functions and says which Python objects they need (`layout`):
+
+* one caller per callback signature (`double(*)(double)`, `std::function<void(int)>`)
+  used by the cell's parameters: `int pm_pycall_double__double(uintptr_t callable,
+  double x0, double* out)`;
+* one caller per `PM_PYTHON` import with arithmetic parameters and result:
+  `int pm_import_3_call(int a0, double* out)`, which looks the name up in the shared
+  namespace (polymagic.hub) at each call.
+
+A caller returns 0, or -1 after a Python exception: it is stashed
+(`callbacks.stash`) and its handle given to the runtime (`pm_rt_note_callback_error`),
+so the C++ side throws it through its frames exactly as after an ffi.callback error.
+An import caller returns 1 when the module is not connected yet.
+
+Results follow the rules of the path they replace. Exact `int`/`bool`/`float` results
+are unboxed in C; any other result goes through a Python converter from the module's
+table (`callbacks.connect_c_api`), which applies cffi's conversion (or, for an
+import, `imports`' rules first) and returns an exact value or raises cffi's error.
+
+The Python objects the C needs sit in one tuple, the module's table, set once by
+`pm_py_connect` (`layout` gives its shape, shared by the generator and the loader).
+"""
+from __future__ import annotations
+
+from . import types
+
+# Fixed entries of a module's table (then one converter per callback signature,
+# then a (name, converter) pair per fast import).
+TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython", "language")
+
+_SIGNED_LIMITS = {"int8": ("SCHAR_MIN", "SCHAR_MAX"), "short": ("SHRT_MIN", "SHRT_MAX"),
+                  "int": ("INT_MIN", "INT_MAX"), "long": ("LONG_MIN", "LONG_MAX"),
+                  "longlong": ("LLONG_MIN", "LLONG_MAX"), "bool": ("0", "1")}
+_UNSIGNED_LIMITS = {"uint8": "UCHAR_MAX", "ushort": "USHRT_MAX", "uint": "UINT_MAX",
+                    "ulong": "ULONG_MAX", "ulonglong": "ULLONG_MAX"}
+
+
+def signature_key(spec: dict) -> tuple:
+    """(result tag or None, argument tags) of a fnptr/std::function parameter spec."""
+    return spec["ret"], tuple(spec["args"])
+
+
+def caller_name(key: tuple) -> str:
+    """`pm_pycall_double__double_int`: the C caller for one callback signature."""
+    ret, args = key
+    return f"pm_pycall_{ret or 'void'}__{'_'.join(args) or 'void'}"
+
+
+def import_caller_name(function: dict) -> str:
+    return f"{function['slot']}_call"
+
+
+def is_fast_import(function: dict) -> bool:
+    """Arithmetic parameters and an arithmetic or void result: called through C."""
+    return all(p["type"]["kind"] == "scalar" for p in function["params"]) and \
+        function["ret"]["kind"] in ("scalar", "void")
+
+
+def layout(plan: dict) -> dict:
+    """The callback signatures and the fast imports of a plan, in table order."""
+    signatures = []
+    for function in plan["functions"]:
+        for param in function["params"]:
+            if param["type"]["kind"] in ("fnptr", "function"):
+                key = signature_key(param["type"])
+                if key not in signatures:
+                    signatures.append(key)
+    fast = [f for f in plan.get("imports", []) if is_fast_import(f)]
+    return {"signatures": signatures, "imports": fast}
+
+
+# ------------------------------------------------------------------ C declarations
+
+def _cpp_type(tag: str | None) -> str:
+    return "void" if tag is None else types.cpp_name(tag)
+
+
+def _c_type(tag: str | None) -> str:
+    return "void" if tag is None else types.c_name(tag)
+
+
+def cpp_declarations(plan: dict) -> str:
+    """extern "C" prototypes of the glue's callers, for the cell's translation unit."""
+    shape = layout(plan)
+    lines = []
+    for key in shape["signatures"]:
+        ret, args = key
+        params = ["__UINTPTR_TYPE__", *(types.cpp_name(a) for a in args)]
+        if ret is not None:
+            params.append(f"{types.cpp_name(ret)}*")
+        lines.append(f"int {caller_name(key)}({', '.join(params)});")
+    for function in shape["imports"]:
+        params = [types.cpp_name(p["type"]["tag"]) for p in function["params"]]
+        if function["ret"]["kind"] == "scalar":
+            params.append(f"{types.cpp_name(function['ret']['tag'])}*")
+        lines.append(f"int {import_caller_name(function)}({', '.join(params) or 'void'});")
+    if not lines:
+        return ""
+    return 'extern "C" {\n' + "\n".join(lines) + "\n}\n"
+
+
+# ------------------------------------------------------------------ the C (glue side)
+
+_RUNTIME_C = r"""
+#include <limits.h>
+static PyObject* pm_table = NULL;  /* set once by pm_py_connect; see polymagic/cxx/capi.py */
+#define PM_TABLE(i) PyTuple_GET_ITEM(pm_table, (i))
+
+int pm_py_connect(uintptr_t table) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject* previous = pm_table;
+    Py_INCREF((PyObject*)table);
+    pm_table = (PyObject*)table;
+    Py_XDECREF(previous);
+    PyGILState_Release(gil);
+    return 0;
+}
+
+/* A std::function made from a Python callable outlived its call: hold the callable. */
+void pm_py_retain(uintptr_t callable) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Py_INCREF((PyObject*)callable);
+    PyGILState_Release(gil);
+}
+
+void pm_py_release(uintptr_t callable) {
+    if (!Py_IsInitialized()) return;  /* a static std::function destroyed after Python */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Py_DECREF((PyObject*)callable);
+    PyGILState_Release(gil);
+}
+
+/* The Python exception just raised (GIL held) goes to the stash; the runtime gets its
+   handle and the C++ caller throws it (pm_rt_check_callback). */
+static int pm_py_failed(void) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    long handle = -1;  /* no stash entry: exception_from_cpp reports the loss */
+    PyObject* stashed = value ? PyObject_CallOneArg(PM_TABLE(0), value) : NULL;
+    if (stashed != NULL) {
+        handle = PyLong_AsLong(stashed);
+        Py_DECREF(stashed);
+    }
+    if (stashed == NULL || handle == -1) {
+        PyErr_WriteUnraisable(value);
+        handle = -1;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    pm_rt_note_callback_error(handle);
+    return -1;
+}
+
+/* A result for a C integer type in [low, high]: ints (bool included) in range
+   directly; anything else through `converter` (Python, cffi's rules), which
+   returns an int in range or raises. 0 on success, -1 with an exception set. */
+static int pm_signed_result(PyObject* result, PyObject* converter, long long low,
+                            long long high, long long* out) {
+    PyObject* converted = NULL;
+    for (int pass = 0; pass < 2; ++pass) {
+        PyObject* value = pass ? converted : result;
+        if (PyLong_Check(value)) {
+            int overflow = 0;
+            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (!overflow && !(number == -1 && PyErr_Occurred()) &&
+                number >= low && number <= high) {
+                *out = number;
+                Py_XDECREF(converted);
+                return 0;
+            }
+            PyErr_Clear();
+        }
+        if (pass) break;
+        converted = PyObject_CallOneArg(converter, result);
+        if (converted == NULL) return -1;
+    }
+    Py_XDECREF(converted);
+    PyErr_SetString(PyExc_SystemError, "polymagic: a C++ result converter returned "
+                    "a value out of range");
+    return -1;
+}
+
+static int pm_unsigned_result(PyObject* result, PyObject* converter,
+                              unsigned long long high, unsigned long long* out) {
+    PyObject* converted = NULL;
+    for (int pass = 0; pass < 2; ++pass) {
+        PyObject* value = pass ? converted : result;
+        if (PyLong_Check(value)) {
+            unsigned long long number = PyLong_AsUnsignedLongLong(value);
+            if (!(number == (unsigned long long)-1 && PyErr_Occurred()) &&
+                number <= high) {
+                *out = number;
+                Py_XDECREF(converted);
+                return 0;
+            }
+            PyErr_Clear();
+        }
+        if (pass) break;
+        converted = PyObject_CallOneArg(converter, result);
+        if (converted == NULL) return -1;
+    }
+    Py_XDECREF(converted);
+    PyErr_SetString(PyExc_SystemError, "polymagic: a C++ result converter returned "
+                    "a value out of range");
+    return -1;
+}
+
+/* The callable bound to `name` in the shared namespace (new reference), as
+   polymagic.hub.lookup finds it: the explicit namespace, else IPython's; a dict
+   subclass, a missing name or the caller-globals rule go to hub.lookup itself. */
+static PyObject* pm_hub_find(PyObject* name) {
+    PyObject* state = PM_TABLE(1);
+    PyObject* space = PyDict_GetItemWithError(state, PM_TABLE(3));
+    if (space == NULL || space == Py_None) {
+        if (PyErr_Occurred()) return NULL;
+        space = PyDict_GetItemWithError(state, PM_TABLE(4));
+        if (space == NULL && PyErr_Occurred()) return NULL;
+    }
+    if (space != NULL && space != Py_None && PyDict_CheckExact(space)) {
+        Py_INCREF(space);
+        PyObject* found = PyDict_GetItemWithError(space, name);
+        Py_XINCREF(found);
+        Py_DECREF(space);
+        if (found != NULL) return found;
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(PM_TABLE(2), name, PM_TABLE(5), NULL);
+}
+"""
+
+
+def _box(tag: str, name: str) -> str:
+    """C expression: a new Python object for C value `name` (as cffi converts it)."""
+    if tag in ("double", "float"):
+        return f"PyFloat_FromDouble((double){name})"
+    if tag == "bool":
+        return f"PyBool_FromLong({name})"
+    if tag in _UNSIGNED_LIMITS:
+        return f"PyLong_FromUnsignedLongLong((unsigned long long){name})"
+    return f"PyLong_FromLongLong((long long){name})"
+
+
+def _unbox(tag: str, converter: str) -> str:
+    """C statements: `result` (a Python object) into `*out`; `goto done` on error."""
+    c_type = types.c_name(tag)
+    if tag in ("double", "float"):
+        # cffi converts with PyFloat_AsDouble too (ints, NumPy floats, __float__).
+        return ("        double number = PyFloat_AsDouble(result);\n"
+                "        if (number == -1.0 && PyErr_Occurred()) goto done;\n"
+                f"        *out = ({c_type})number;\n")
+    if tag in _UNSIGNED_LIMITS:
+        return ("        unsigned long long number;\n"
+                f"        if (pm_unsigned_result(result, {converter}, "
+                f"{_UNSIGNED_LIMITS[tag]}, &number)) goto done;\n"
+                f"        *out = ({c_type})number;\n")
+    low, high = _SIGNED_LIMITS[tag]
+    return ("        long long number;\n"
+            f"        if (pm_signed_result(result, {converter}, {low}, {high}, &number)) "
+            f"goto done;\n"
+            f"        *out = ({c_type})number;\n")
+
+
+def _call_body(args: list, ret: str | None, target: str, converter: str,
+               void_must_be_none: bool) -> str:
+    """The GIL-held part of a caller: box, call `target`, unbox, clean up."""
+    count = len(args)
+    boxes = "".join(f"    argv[{i + 1}] = {_box(tag, f'x{i}')};\n"
+                    f"    if (argv[{i + 1}] == NULL) goto done;\n"
+                    for i, tag in enumerate(args))
+    if ret is None and void_must_be_none:
+        unbox = ("        if (result != Py_None) {\n"
+                 "            PyErr_SetString(PyExc_TypeError, \"callback with the return "
+                 "type 'void' must return None\");\n            goto done;\n        }\n")
+    elif ret is None:
+        unbox = ""
+    else:
+        unbox = _unbox(ret, converter)
+    return (f"    PyObject* argv[{count + 1}] = {{NULL}};\n"
+            f"    PyObject* result = NULL;\n    int status = -1;\n"
+            f"{boxes}"
+            f"    result = PyObject_Vectorcall({target}, argv + 1, "
+            f"{count} | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);\n"
+            f"    if (result != NULL) {{\n{unbox}        status = 0;\n    }}\n"
+            f"done:\n    Py_XDECREF(result);\n"
+            + "".join(f"    Py_XDECREF(argv[{i + 1}]);\n" for i in range(count)) +
+            "    if (status != 0) pm_py_failed();\n")
+
+
+def _signature_caller(key: tuple, index: int) -> str:
+    ret, args = key
+    params = ["uintptr_t callable", *(f"{_c_type(a)} x{i}" for i, a in enumerate(args))]
+    if ret is not None:
+        params.append(f"{_c_type(ret)}* out")
+    converter = f"PM_TABLE({len(TABLE_HEAD) + index})"
+    return (f"int {caller_name(key)}({', '.join(params)}) {{\n"
+            f"    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            + _call_body(list(args), ret, "(PyObject*)callable", converter, True) +
+            f"    PyGILState_Release(gil);\n    return status;\n}}\n")
+
+
+def _import_caller(function: dict, index: int, signatures: int) -> str:
+    args = [p["type"]["tag"] for p in function["params"]]
+    result = function["ret"]
+    ret = result["tag"] if result["kind"] == "scalar" else None
+    params = [f"{_c_type(a)} x{i}" for i, a in enumerate(args)]
+    if ret is not None:
+        params.append(f"{_c_type(ret)}* out")
+    entry = len(TABLE_HEAD) + signatures + 2 * index
+    body = _call_body(args, ret, "target", f"PM_TABLE({entry + 1})", False)
+    body = body.replace("    PyObject* result = NULL;\n",
+                        "    PyObject* result = NULL;\n"
+                        f"    PyObject* target = pm_hub_find(PM_TABLE({entry}));\n"
+                        "    if (target == NULL) goto done;\n", 1)
+    body = body.replace("done:\n", "done:\n    Py_XDECREF(target);\n", 1)
+    return (f"int {import_caller_name(function)}({', '.join(params) or 'void'}) {{\n"
+            f"    if (pm_table == NULL) return 1;\n"
+            f"    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            + body + f"    PyGILState_Release(gil);\n    return status;\n}}\n")
+
+
+def glue_code(plan: dict) -> str:
+    """The C of the module's callers and connection, placed in cffi's glue."""
+    shape = layout(plan)
+    parts = [_RUNTIME_C]
+    parts += [_signature_caller(key, i) for i, key in enumerate(shape["signatures"])]
+    parts += [_import_caller(f, i, len(shape["signatures"]))
+              for i, f in enumerate(shape["imports"])]
+    return "".join(parts)
