@@ -4,7 +4,8 @@
             re-run in the same process and in a new process
   call      per-call time of a trivial `int add(int, int)` from %%cpp vs the same
             function through raw cffi in API mode and in ABI mode (built here by hand)
-  callback  C++ -> Python per callback: %%cpp function pointer vs raw ffi.callback
+  callback  C++ -> Python per callback: %%cpp function pointer and std::function (both
+            called through the C API by the module's glue) vs raw ffi.callback
   dot       dot product over 1e7 doubles: %%cpp vs the same C code compiled and
             called by hand through cffi vs numpy.dot
 
@@ -147,18 +148,29 @@ def bench_calls(ip, raw_api, abi_lib) -> dict:
             for label in ("pm_add", "api_add", "abi_add", "empty")}
 
 
+STD_FUNCTION_CELL = ("#include <functional>\n"
+                     "double apply_fn(std::function<double(double)> f, long n) {\n"
+                     "    double s = 0;\n    for (long i = 0; i < n; ++i) s += f(i);\n"
+                     "    return s;\n}\n")
+
+
 def bench_callback(ip, raw_api) -> dict:
     ip.run_cell_magic("cpp", "", CELLS["callback"])
+    ip.run_cell_magic("cpp", "", STD_FUNCTION_CELL)
     n = 100_000
     function = lambda x: x  # noqa: E731
     raw_pointer = raw_api.ffi.callback("double(double)", function)
-    pm_apply = ip.user_ns["apply_n"]
-    pm_apply(function, n)  # cache the pointer, as repeated calls do
-    namespace = {"pm_apply": pm_apply, "raw_apply": raw_api.lib.apply_n,
-                 "raw_pointer": raw_pointer, "f": function, "n": n}
+    pm_apply, pm_apply_fn = ip.user_ns["apply_n"], ip.user_ns["apply_fn"]
+    if {pm_apply(function, n), pm_apply_fn(function, n)} != {n * (n - 1) / 2}:
+        raise SystemExit("the callback cells computed a wrong sum")
+    namespace = {"pm_apply": pm_apply, "pm_apply_fn": pm_apply_fn,
+                 "raw_apply": raw_api.lib.apply_n, "raw_pointer": raw_pointer,
+                 "f": function, "n": n}
     pm_time = per_call("pm_apply(f, n)", namespace, number=5) / n
+    fn_time = per_call("pm_apply_fn(f, n)", namespace, number=5) / n
     raw_time = per_call("raw_apply(raw_pointer, n)", namespace, number=5) / n
-    return {"pm_ns": pm_time * 1e9, "raw_ffi_callback_ns": raw_time * 1e9}
+    return {"pm_ns": pm_time * 1e9, "pm_std_function_ns": fn_time * 1e9,
+            "raw_ffi_callback_ns": raw_time * 1e9}
 
 
 def bench_dot(ip, raw_api) -> dict:
@@ -202,7 +214,8 @@ def report(results: dict) -> dict:
           f"ABI {call['abi_add']:.0f} ns (x{call['pm_add'] / call['abi_add']:.2f}), "
           f"empty Python function {call['empty']:.0f} ns")
     callback = results["callback"]
-    print(f"callback C++ -> Python: %%cpp {callback['pm_ns']:.0f} ns, raw ffi.callback "
+    print(f"callback C++ -> Python: %%cpp {callback['pm_ns']:.0f} ns (std::function "
+          f"{callback['pm_std_function_ns']:.0f} ns), raw ffi.callback "
           f"{callback['raw_ffi_callback_ns']:.0f} ns "
           f"(x{callback['pm_ns'] / callback['raw_ffi_callback_ns']:.2f})")
     dot = results["dot"]

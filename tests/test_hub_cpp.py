@@ -25,10 +25,17 @@ CELL = r"""
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 PM_PYTHON double twice_py(double x);
 double use_twice(double x) { return twice_py(x) + 1; }
+double twice_in_a_thread(double x) {
+    double result = 0;
+    std::thread worker([&] { result = twice_py(x); });
+    worker.join();
+    return result;
+}
 
 PM_PYTHON double fib_py(int n);
 double fib_cpp(int n) { return n < 2 ? n : fib_py(n - 1) + fib_py(n - 2); }
@@ -131,6 +138,55 @@ def test_imports_are_not_exported(cell):
     assert len(cell.__imports__) == 13
 
 
+def test_arithmetic_imports_are_called_through_the_c_api(cell, space):
+    """PM_PYTHON functions with arithmetic types are called by the module's C glue
+    (no cffi callback); string, span and vector ones keep a cffi callback."""
+    through_c = [how for how in cell.__imports__.values() if isinstance(how, str)]
+    through_cffi = [how for how in cell.__imports__.values()
+                    if isinstance(how, cell.ffi.CData)]
+    assert len(through_c) == 9 and all(how.endswith("_call") for how in through_c)
+    assert len(through_cffi) == 4  # greet_py, sum_py, scale_py, ramp_py
+
+
+def test_c_api_imports_call_any_kind_of_callable(cell, space, R):
+    """A bound method, a builtin, a lambda and an R function all answer a PM_PYTHON call."""
+    class Scaler:
+        def scale(self, x):
+            return 4 * x
+    space["twice_py"] = Scaler().scale
+    assert cell.use_twice(2.0) == 9.0
+    space["twice_py"] = abs
+    assert cell.use_twice(-0.25) == 1.25
+    space["twice_py"] = lambda x: x / 2
+    assert cell.use_twice(3.0) == 2.5
+    space["twice_py"] = R.eval("function(x) x * 3")
+    assert cell.use_twice(1.25) == 4.75
+
+
+def test_import_called_from_a_cpp_thread(cell, space):
+    """A thread C++ starts may call a PM_PYTHON function (it takes the GIL itself)."""
+    space["twice_py"] = lambda x: 2 * x
+    assert cell.twice_in_a_thread(20.0) == 40.0
+    assert cell.use_twice(1.0) == 3.0
+
+
+def test_integer_and_bool_results_keep_their_rules(cell, space):
+    """Out-of-range ints raise cffi's OverflowError; any int is a fine bool result;
+    a str for a bool is a ConversionError; the next call works."""
+    space["answer_py"] = lambda: 2**40
+    with pytest.raises(OverflowError, match="does not fit 'int'"):
+        cell.answer()
+    space["answer_py"] = lambda: True
+    assert cell.answer() == 1
+    space["is_even_py"] = lambda n: 2
+    assert cell.is_even(1) is True
+    space["is_even_py"] = lambda n: "yes"
+    with pytest.raises(ConversionError, match="bool is_even_py"):
+        cell.is_even(1)
+    space["is_even_py"] = lambda n: n % 2 == 0
+    assert cell.is_even(2) is True
+
+
 def test_fib_split_between_python_and_cpp(cell, space):
     """fib_py calls C++ fib_cpp, which calls fib_py through PM_PYTHON: fib(20) = 6765."""
     def fib_py(n):
@@ -143,8 +199,8 @@ def test_fib_split_between_python_and_cpp(cell, space):
 def test_mutual_recursion_to_depth_1000(cell, space):
     """C++ <-> Python mutual recursion 1000 calls deep (500 each way) counts right.
 
-    Each round trip uses three units of Python's recursion limit (the C++ call, the
-    thunk, the Python function), so the limit is raised as for any deep recursion."""
+    Each round trip uses two units of Python's recursion limit (the call into C++,
+    the Python function), so the limit is raised as for any deep recursion."""
     space["down_py"] = lambda n: 0 if n == 0 else 1 + cell.down_cpp(n - 1)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(5000)

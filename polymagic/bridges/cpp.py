@@ -22,7 +22,7 @@ MODULE_FILE = "module.so"
 PLAN_FILE = "plan.json"
 # Part of every cache key: bump it when the generated code changes shape (trampolines,
 # glue, the plan's fields), so that no library built by older code is loaded.
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5
 
 
 def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dirs=(),

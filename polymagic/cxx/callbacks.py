@@ -15,7 +15,7 @@ import threading
 import weakref
 
 from ..tracebacks import ForeignFrame, splice
-from . import capi, exceptions, types
+from . import exceptions, types
 
 _stash: dict[int, BaseException] = {}
 _handles = itertools.count(1)
@@ -79,16 +79,27 @@ def c_value(ffi, tag: str):
     return convert
 
 
+# The first entries of a module's C-API table (see polymagic/cxx/capi.py); then one
+# result converter per callback signature, then a (name, converter) pair per import
+# served by C.
+C_API_TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython",
+                    "language")
+
+
 def connect_c_api(info, ffi, lib, plan: dict) -> None:
-    """Give the module's C glue the Python objects its C-API callers use (capi.py)."""
-    from .. import hub
-    shape = capi.layout(plan)
-    table = [stash, hub._state, hub.lookup, "explicit", "ipython", "C++"]
-    for ret, _args in shape["signatures"]:
+    """Give the module's C glue the Python objects its C-API callers use (capi.py;
+    `plan["c_api"]` says which, as the glue was generated)."""
+    entry = plan["c_api"]
+    table = [stash, None, None, "explicit", "ipython", "C++"]
+    if entry["imports"]:
+        from .. import hub
+        table[1:3] = hub._state, hub.lookup
+    for ret in entry["results"]:
         table.append(None if ret in (None, "float", "double") else c_value(ffi, ret))
-    if shape["imports"]:
+    if entry["imports"]:
         from .imports import result_converter
-        for function in shape["imports"]:
+        for served in entry["imports"]:
+            function = plan["imports"][served["index"]]
             table += [function["name"], result_converter(function, ffi)]
     info.c_api_table = tuple(table)
     lib.pm_py_connect(id(info.c_api_table))

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 from . import types
 
-# Fixed entries of a module's table (then one converter per callback signature,
-# then a (name, converter) pair per fast import).
-TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython", "language")
+from .callbacks import C_API_TABLE_HEAD as TABLE_HEAD
 
 _SIGNED_LIMITS = {"int8": ("SCHAR_MIN", "SCHAR_MAX"), "short": ("SHRT_MIN", "SHRT_MAX"),
                   "int": ("INT_MIN", "INT_MAX"), "long": ("LONG_MIN", "LONG_MAX"),
@@ -73,6 +71,15 @@ def layout(plan: dict) -> dict:
                     signatures.append(key)
     fast = [f for f in plan.get("imports", []) if is_fast_import(f)]
     return {"signatures": signatures, "imports": fast}
+
+
+def plan_entry(plan: dict) -> dict:
+    """What the loader needs of `layout`, stored in the plan (JSON): the result tag of
+    each callback signature, and the index and C caller of each fast import."""
+    shape = layout(plan)
+    return {"results": [ret for ret, _args in shape["signatures"]],
+            "imports": [{"index": f["index"], "caller": import_caller_name(f)}
+                        for f in shape["imports"]]}
 
 
 # ------------------------------------------------------------------ C declarations

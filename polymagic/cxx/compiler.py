@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import build
 from ..errors import CompileError
-from . import codegen, signatures
+from . import capi, codegen, signatures
 from .options import CppOptions
 
 RUNTIME_SOURCE = Path(__file__).with_name("runtime.cpp")
@@ -44,6 +44,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
                                  options.preprocessor_flags())
     plan = signatures.parse(source, args)
     _check_imports(plan)
+    plan["c_api"] = capi.plan_entry(plan)  # what the loader gives the C-API callers
     cell_cpp, glue_c = staging / "cell_module.cpp", staging / "glue.c"
     cell_cpp.write_text(codegen.translation_unit(source, plan))
     cell_job = _start([cxx, *options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",

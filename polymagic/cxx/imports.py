@@ -18,24 +18,26 @@ import operator
 
 from .. import hub
 from ..errors import ConversionError
-from . import callbacks, capi, codegen, types
+from . import callbacks, types
 from .module import plumbing_filename
 
 
-def connect(info, ffi, lib, imports: list) -> None:
+def connect(info, ffi, lib, imports: list, plan_c_api: dict) -> None:
     """Point every PM_PYTHON slot of the module at its thunk (kept in `info`).
 
     Imports with arithmetic types have no slot: the module's C glue calls Python
     for them (capi.py; `callbacks.connect_c_api` gave it `result_converter`s); they
     are listed in `info.imports` under the name of their C caller."""
     converters = _Converters(ffi, lib)
+    served_by_c = {entry["index"]: entry["caller"] for entry in plan_c_api["imports"]}
     pointers = {}
     for function in imports:
-        if capi.is_fast_import(function):
-            pointers[function["slot"]] = capi.import_caller_name(function)
+        if function["index"] in served_by_c:
+            pointers[function["slot"]] = served_by_c[function["index"]]
             continue
+        from .codegen import c_slot_type
         thunk = _thunk(function, converters)
-        pointer = callbacks.function_pointer(ffi, lib, codegen.c_slot_type(function),
+        pointer = callbacks.function_pointer(ffi, lib, c_slot_type(function),
                                              thunk)
         setattr(lib, function["slot"], pointer)
         pointers[function["slot"]] = pointer

@@ -56,7 +56,7 @@ def make_module(name: str, extension, plan: dict, source: str, filename: str):
     callbacks.connect_c_api(info, ffi, lib, plan)
     if plan.get("imports"):
         from . import imports
-        imports.connect(info, ffi, lib, plan["imports"])
+        imports.connect(info, ffi, lib, plan["imports"], plan["c_api"])
     # Held for the life of the process, like the library itself: the PM_PYTHON slots
     # point into `info.imports`, whatever becomes of the module object.
     callbacks.modules[extension.__name__] = info
