@@ -1,6 +1,13 @@
-"""Python callables as C function pointers, and exceptions across the C++ boundary.
+"""Python callables called from C++, and exceptions across the C++ boundary.
 
-`function_pointer(ffi, lib, cdecl, callable)` is the reusable piece: it turns any
+Callables passed for callback parameters, and PM_PYTHON imports with arithmetic
+types, are called by the module's C glue through the C API (capi.py);
+`connect_c_api` hands the glue the Python objects it needs. Either way a Python
+exception takes the same road: stashed here under a handle, thrown through the C++
+frames, raised again as the same object (`exception_from_cpp`).
+
+`function_pointer(ffi, lib, cdecl, callable)` (ffi.callback; the other PM_PYTHON
+imports use it) turns any
 Python callable into a C function pointer of signature `cdecl` whose Python exceptions
 are not lost. When the callable raises, cffi calls our onerror handler; it stashes the
 exception object under a handle and tells the module's runtime (a thread-local); the

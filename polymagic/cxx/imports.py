@@ -1,7 +1,9 @@
 """PM_PYTHON functions: C++ calls into the shared Python namespace.
 
-A cell declares `PM_PYTHON double fib_py(int n);` (polymagic.hpp); the generated C++
-definition of `fib_py` calls through a function-pointer slot of the module. `connect`
+A cell declares `PM_PYTHON double fib_py(int n);` (polymagic.hpp). With arithmetic
+types only, the generated C++ definition calls the module's C glue, which looks the
+name up and calls it through the C API (capi.py; `result_converter` gives it this
+module's result rules). Otherwise it calls through a function-pointer slot. `connect`
 fills each slot, once the module is loaded, with a C function pointer (made by
 `callbacks.function_pointer`, so Python exceptions unwind through C++) to a thunk
 that looks the name up in the shared namespace at call time (`hub.lookup`), so a
