@@ -4,9 +4,11 @@ For each small cell (a typed loop without memoryviews, and one with a typed memo
 first compile, re-run in the same process, and re-run in a new process, each measured
 in its own fresh process and with fresh cache directories for both tools (Cython's
 magic caches under $XDG_CACHE_HOME/ipython/cython: pointed at a temporary directory).
-polymagic builds Cython's memoryview utility code once per machine into its cache, so
-its first compile is reported twice: with an empty cache (utility module built too) and
-for a new cell once the utility module exists. `%load_ext` times are for reference.
+polymagic builds Cython's memoryview utility code once per machine into its cache (in
+the background when the first cell needs none of it), so its first compile is reported
+three ways: with an empty cache, for a new cell once the utility module exists, and (for
+the memoryview cell) right after a plain first cell on an empty cache, as in a notebook
+whose first cell has no memoryview. `%load_ext` times are for reference.
 
 Usage: python bench/bench_cython.py [--repeat N]
 Writes bench/results/bench_cython.json.
@@ -46,13 +48,15 @@ CELLS = {
 TOOLS = {"polymagic": "polymagic", "cython": "cython"}  # tool -> extension to load
 
 
-def worker(tool: str, cell: str, reruns: int) -> dict:
-    """In this (fresh) process: %load_ext, run the cell, re-run it `reruns` times."""
+def worker(tool: str, cell: str, reruns: int, before: str | None = None) -> dict:
+    """In this (fresh) process: %load_ext, [run `before`,] run the cell, re-run it."""
     from IPython.core.interactiveshell import InteractiveShell
     shell = InteractiveShell.instance()
     started = time.perf_counter()
     shell.run_line_magic("load_ext", TOOLS[tool])
     load_ext = time.perf_counter() - started
+    if before is not None:
+        shell.run_cell_magic("cython", "", before)
     started = time.perf_counter()
     shell.run_cell_magic("cython", "", cell)
     first = time.perf_counter() - started
@@ -67,11 +71,13 @@ def worker(tool: str, cell: str, reruns: int) -> dict:
             "again": statistics.median(again) if again else None}
 
 
-def run_worker(tool: str, cell: str, cache: Path, reruns: int = 0) -> dict:
+def run_worker(tool: str, cell: str, cache: Path, reruns: int = 0,
+               before: str | None = None) -> dict:
     """Run `worker` in a new Python process whose caches all live under `cache`."""
     env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(cache / "polymagic"),
                XDG_CACHE_HOME=str(cache / "xdg"), IPYTHONDIR=str(cache / "ipython"))
-    command = [sys.executable, __file__, "--worker", json.dumps([tool, cell, reruns])]
+    command = [sys.executable, __file__, "--worker",
+               json.dumps([tool, cell, reruns, before])]
     finished = subprocess.run(command, capture_output=True, text=True, env=env)
     if finished.returncode != 0:
         raise RuntimeError(f"{tool} worker failed:\n{finished.stderr}")
@@ -86,6 +92,8 @@ def variant(cell: str, number: int) -> str:
 def measure(tool: str, name: str, repeat: int) -> dict:
     rows = {"first": [], "first_new_cell": [], "rerun_same_process": [],
             "rerun_new_process": [], "load_ext": []}
+    if name != "plain":
+        rows["first_after_plain_cell"] = []
     for attempt in range(repeat):
         with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
             cache = Path(tmp)
@@ -96,7 +104,12 @@ def measure(tool: str, name: str, repeat: int) -> dict:
             rows["rerun_new_process"].append(run_worker(tool, CELLS[name], cache)["first"])
             new_cell = variant(CELLS[name], attempt)
             rows["first_new_cell"].append(run_worker(tool, new_cell, cache)["first"])
+        if name != "plain":
+            with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
+                after = run_worker(tool, CELLS[name], Path(tmp), before=CELLS["plain"])
+                rows["first_after_plain_cell"].append(after["first"])
     summary = {key: statistics.median(values) for key, values in rows.items()}
+    summary["load_ext+first"] = summary["load_ext"] + summary["first"]
     # What a notebook user waits for: %load_ext (imports the compiler) plus the cell.
     summary["load_ext+first_new_cell"] = summary["load_ext"] + summary["first_new_cell"]
     summary["load_ext+rerun_new_process"] = (summary["load_ext"]
@@ -108,8 +121,12 @@ def table(results: dict) -> str:
     lines = [f"{'cell':<11} {'measure':<27} {'polymagic':>11} {'Cython magic':>13} "
              f"{'ratio':>7}"]
     for name, per_tool in results.items():
-        for key in ("first", "first_new_cell", "rerun_same_process", "rerun_new_process",
-                    "load_ext", "load_ext+first_new_cell", "load_ext+rerun_new_process"):
+        for key in ("first", "first_after_plain_cell", "first_new_cell",
+                    "rerun_same_process", "rerun_new_process", "load_ext",
+                    "load_ext+first", "load_ext+first_new_cell",
+                    "load_ext+rerun_new_process"):
+            if key not in per_tool["polymagic"]:
+                continue
             ours, theirs = per_tool["polymagic"][key], per_tool["cython"][key]
             lines.append(f"{name:<11} {key:<27} {_ms(ours):>11} {_ms(theirs):>13} "
                          f"{ours / theirs:>6.2f}x")
@@ -126,14 +143,16 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        tool, cell, reruns = json.loads(args.worker)
-        print(json.dumps(worker(tool, cell, reruns)))
+        tool, cell, reruns, before = json.loads(args.worker)
+        print(json.dumps(worker(tool, cell, reruns, before)))
         return
     results = {name: {tool: measure(tool, name, args.repeat) for tool in TOOLS}
                for name in CELLS}
     print(table(results))
-    print("first = empty caches (polymagic also builds Cython's shared utility module "
-          "then); first_new_cell = a new cell, caches already populated; "
+    print("first = empty caches (polymagic builds a plain cell inline and Cython's "
+          "shared utility module in the background; a memoryview cell waits for that "
+          "module); first_after_plain_cell = empty caches, a plain cell run just before; "
+          "first_new_cell = a new cell, caches already populated; "
           "ratio = polymagic / Cython magic; medians of", args.repeat)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"repeat": args.repeat, "results": results,

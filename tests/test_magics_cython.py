@@ -84,6 +84,16 @@ def test_options_of_cythons_magic_are_accepted(ip):
     assert ip.user_ns["pm_options"].__module__ == "pm_opts_mod"
 
 
+def test_verbose_reports_where_the_utility_code_lives(ip, capsys):
+    """--verbose says whether the cell's utility code is shared or inline, and why."""
+    ip.run_cell_magic("cython", "", "def pm_view_first(double[:] x):\n    return x[0]\n")
+    capsys.readouterr()  # a memoryview cell waited for the shared module: it exists now
+    ip.run_cell_magic("cython", "--verbose", "def pm_verbose_cell():\n    return 4\n")
+    err = capsys.readouterr().err
+    assert "utility code shared (shared utility module ready)" in err
+    assert ip.user_ns["pm_verbose_cell"]() == 4
+
+
 def test_language_level_2(ip):
     """-2 compiles Python 2 syntax (a print statement)."""
     ip.run_cell_magic("cython", "-2", "def pm_py2():\n    print 'old'\n    return 1\n")

@@ -10,6 +10,8 @@ an unchanged cell loads in milliseconds, also in a new process.
 Speed: Cython's memoryview support is ~20k lines of C that Cython's own magic compiles
 into every cell. Here it is built once, as Cython's "shared utility module"
 (`cython --shared`), cached like any cell, and imported by every cell that needs it.
+Until it exists, a cell without memoryviews is compiled with its utility code inline
+(no wait) while the shared module builds in the background (see `_CellBuild`).
 
 Every Cython or C compiler failure raises `CompileError` whose diagnostics and `.lines`
 use the cell's line numbers.
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -281,7 +284,6 @@ class _CellBuild:
     def build(self) -> Path:
         """Run Cython, decide where the utility code lives, compile and publish."""
         from ..build import cache_dir
-        self.ran = True
         utility = _utility_build(self.toolchain)
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             generated = self._cythonize(Path(scratch), SHARED, utility.name)
@@ -298,6 +300,7 @@ class _CellBuild:
                                 lambda staging: self._produce(staging, generated, utility))
 
     def _produce(self, staging: Path, generated: _Generated, utility) -> None:
+        self.ran = True  # not when another process published this entry meanwhile
         name = self.module_name(generated.mode)
         for produced in generated.c_file.parent.glob(f"{name}.*"):
             produced.rename(staging / produced.name)  # .pyx, .c/.cpp, .html, .lis
@@ -501,7 +504,8 @@ class _UtilityBuild:
         command = [tool.compiler, "-shared", "-fPIC", "-O2", "-fwrapv", "-DNDEBUG",
                    f"-I{sysconfig.get_paths()['include']}", c_file.name, "-o",
                    self.artifact]
-        finished = run_tool(command, cwd=staging)
+        nice = shutil.which("nice")  # in the background: the cell's own compile goes first
+        finished = run_tool([nice, "-n", "10", *command] if nice else command, cwd=staging)
         if finished.returncode != 0:
             raise CompileError(f"{LANGUAGE} (C compiler)",
                                "building Cython's shared utility module failed:\n"
