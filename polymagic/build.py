@@ -20,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -108,6 +109,7 @@ def cached_build(key: str, artifact: str, produce: Callable[[Path], None]) -> Pa
     target = entry / artifact
     if target.exists():
         return target
+    _remove_abandoned_staging(entry.parent, key)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
     try:
         produce(staging)
@@ -117,6 +119,21 @@ def cached_build(key: str, artifact: str, produce: Callable[[Path], None]) -> Pa
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+_ABANDONED_AFTER_S = 3600  # a build this old was killed (no build takes an hour)
+
+
+def _remove_abandoned_staging(root: Path, key: str) -> None:
+    """Staging folders of `key` left by a process killed mid-build (SIGKILL)."""
+    now = time.time()
+    for staging in root.glob(f".{key}-*"):
+        try:
+            abandoned = now - staging.stat().st_mtime > _ABANDONED_AFTER_S
+        except FileNotFoundError:  # its build just finished or was cleaned by another
+            continue
+        if abandoned:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _publish(staging: Path, entry: Path) -> None:

@@ -5,6 +5,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -100,3 +101,18 @@ def test_two_processes_build_the_same_cell(tmp_path):
     entries = [p.name for p in tmp_path.iterdir() if p.name.startswith("cpp_")]
     assert len(entries) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging
+
+
+def test_abandoned_staging_folders_are_removed(tmp_path, monkeypatch):
+    """A staging folder left by a killed build (older than an hour) is removed by the
+    next build of the same key; a recent one (a build in progress) is kept."""
+    monkeypatch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path))
+    key = "probe_" + "0" * 32
+    old, recent = tmp_path / f".{key}-old", tmp_path / f".{key}-recent"
+    old.mkdir()
+    recent.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    build.cached_build(key, "out.txt", lambda d: (d / "out.txt").write_text("x"))
+    assert not old.exists() and recent.exists()
+    assert (tmp_path / key / "out.txt").read_text() == "x"
