@@ -249,3 +249,25 @@ def test_r_to_python_to_r_recursion(R):
     r_double = R.eval("function(x) x * 2")
     R["py_then_r"] = lambda x: r_double(x) + 1
     assert R.eval("py_then_r(20)") == 41
+
+
+def test_missing_r_is_bridge_unavailable_with_the_fix():
+    """With no R on PATH and no R_HOME, the first R use raises BridgeUnavailable saying
+    how to install R, quickly, and Python carries on."""
+    import os
+    import subprocess
+    import sys
+    code = ("import time, polymagic as pm\n"
+            "started = time.perf_counter()\n"
+            "try:\n"
+            "    pm.R.eval('1')\n"
+            "except pm.BridgeUnavailable as error:\n"
+            "    print('unavailable in', round(time.perf_counter() - started, 2), 's:', error)\n"
+            "print('python goes on:', 1 + 1)\n")
+    environment = {key: value for key, value in os.environ.items() if key != "R_HOME"}
+    environment["PATH"] = os.path.dirname(sys.executable)  # python, but no R
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment, timeout=60)
+    assert "R is not available: no R found" in result.stdout, result.stdout + result.stderr
+    assert "apt-get install -y r-base-core r-base-dev" in result.stdout
+    assert "python goes on: 2" in result.stdout

@@ -116,3 +116,15 @@ def test_abandoned_staging_folders_are_removed(tmp_path, monkeypatch):
     build.cached_build(key, "out.txt", lambda d: (d / "out.txt").write_text("x"))
     assert not old.exists() and recent.exists()
     assert (tmp_path / key / "out.txt").read_text() == "x"
+
+
+def test_missing_compiler_is_bridge_unavailable(monkeypatch, tmp_path):
+    """A compiler that does not exist ($CXX) makes %%cpp raise BridgeUnavailable naming
+    it, and a later build with a real compiler works."""
+    import polymagic as pm
+    monkeypatch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler-anywhere")
+    with pytest.raises(pm.BridgeUnavailable, match="no-such-compiler-anywhere"):
+        pm.cpp("int one() { return 1; }")
+    monkeypatch.delenv("CXX")
+    assert pm.cpp("int one() { return 1; }").one() == 1
