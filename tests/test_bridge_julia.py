@@ -455,3 +455,28 @@ def _record(errors, function):
         function()
     except Exception as error:  # collected for the assertion in the main thread
         errors.append(error)
+
+
+def test_julia_stack_lines_become_traceback_frames():
+    """Julia's `f(args) at file:line` stack lines become traceback frames (function,
+    cell, line); other lines are skipped."""
+    from polymagic.bridges.julia import julia_traceback_frames
+    frames = julia_traceback_frames(["top-level scope at In[7]:5",
+                                     "fib(n::Int64) at cell-3:2",
+                                     "macro expansion at ./boot.jl",
+                                     "  g(x::Vector{Float64}, y::Int64) at cell-3:9"])
+    assert [(f.function, f.filename, f.line) for f in frames] == [
+        ("top-level scope", "In[7]", 5), ("fib", "cell-3", 2), ("g", "cell-3", 9)]
+
+
+@needs_julia
+def test_julia_error_traceback_lists_julia_frames(julia):
+    """A Julia error's Python traceback carries the Julia function and cell line."""
+    import traceback
+    from polymagic.tracebacks import foreign_frames
+    with pytest.raises(JuliaError) as caught:
+        julia.eval("inner_fail(x) = error(\"deep \", x)\nouter_ok(x) = inner_fail(x + 1)\n"
+                   "outer_ok(1)", filename="cell-tb")
+    frames = foreign_frames(caught.value)
+    assert any(frame.startswith("Julia:inner_fail:1") for frame in frames), frames
+    assert "cell-tb" in "".join(traceback.format_exception(caught.value))

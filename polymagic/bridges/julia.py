@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import threading
 
 from .. import config
 from ..errors import BridgeUnavailable, JuliaError, ThreadError
 from ..hub import NamespaceProxy
+from ..tracebacks import ForeignFrame, register_source, splice
 from ..marshal.julia import JULIA_SOURCE as CONVERSION_SOURCE
 from .julia_locate import HOW_TO_GET_JULIA, locate_julia
 
@@ -187,27 +189,32 @@ class JuliaBridge:
         self.start()
         with self._lock:
             filename = filename or f"cell-{next(self._cells)}"
+            register_source(filename, code)  # tracebacks show the Julia lines
             result = self._helpers.eval_cell(code, filename)
             ok, value, output, message, stack, line, python_error, interrupted = result
             if output:
                 sys.stdout.write(output)
                 sys.stdout.flush()
             if not ok:
-                self._raise_cell_error(code, message, stack, line, python_error,
-                                       interrupted, output)
+                self._raise_cell_error(code, filename, message, stack, line,
+                                       python_error, interrupted, output)
             return self._converter.to_python(value, copy)
 
     @staticmethod
-    def _raise_cell_error(code, message, stack, line, python_error, interrupted, output):
+    def _raise_cell_error(code, filename, message, stack, line, python_error,
+                          interrupted, output):
         if python_error is not None:  # a Python callback raised: the same object again
             if hasattr(python_error, "add_note"):  # Python >= 3.11
                 python_error.add_note(f"(raised in Python code called from Julia, cell "
                                       f"line {line or '?'})")
-            raise python_error
+            frames = [ForeignFrame("Julia", "top-level scope", filename, line)] \
+                if line else []
+            raise splice(python_error, frames)
         if interrupted:
             raise KeyboardInterrupt("Julia was interrupted")
-        raise JuliaError(message, stack.splitlines() if stack else (), line or None,
-                         source=code, output=output)
+        stack = stack.splitlines() if stack else []
+        raise splice(JuliaError(message, stack, line or None, source=code, output=output),
+                     julia_traceback_frames(stack))
 
     # -- globals ---------------------------------------------------------------------
     def __getitem__(self, name: str):
@@ -260,7 +267,9 @@ class JuliaBridge:
                 error.exception, error.backtrace)
             if interrupted:
                 raise KeyboardInterrupt("Julia was interrupted") from error
-            raise JuliaError(message, stack.splitlines() if stack else ()) from error
+            stack = stack.splitlines() if stack else []
+            raise splice(JuliaError(message, stack),
+                         julia_traceback_frames(stack)) from error
 
     # -- IPython ---------------------------------------------------------------------
     def enable_ipython_display(self) -> None:
@@ -273,6 +282,22 @@ class JuliaBridge:
     def main(self):
         """juliacall's Main module, for anything this API does not cover."""
         return self.start()
+
+
+# How Julia shows a StackFrame: "fib(n::Int64) at cell-3:4", "top-level scope at In[7]:2"
+_JULIA_FRAME = re.compile(r"^(?P<function>[^(]+?)(?:\(.*\))? at (?P<file>\S+):(?P<line>\d+)$")
+
+
+def julia_traceback_frames(stack: list[str]) -> list[ForeignFrame]:
+    """Julia stack lines (outermost first) as traceback frames; lines that are not
+    `function at file:line` (inlined or C frames) give none."""
+    frames = []
+    for text in stack:
+        found = _JULIA_FRAME.match(text.strip())
+        if found:
+            frames.append(ForeignFrame("Julia", found.group("function").strip(),
+                                       found.group("file"), int(found.group("line"))))
+    return frames
 
 
 def _import_juliacall():
