@@ -205,15 +205,6 @@ class _Scaler:
         return self.factor * x
 
 
-@pytest.fixture(scope="module")
-def R():
-    pytest.importorskip("rpy2", reason="rpy2 is not installed (pip install 'polymagic[r]')")
-    try:
-        pm.R.eval("NULL")
-    except pm.BridgeUnavailable as missing:
-        pytest.skip(f"no R on this machine: {missing}")
-    return pm.R
-
 
 def test_callbacks_go_through_the_c_api_not_ffi_callback(cell):
     """A Python callable for a function pointer or std::function is called by the

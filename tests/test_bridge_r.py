@@ -14,14 +14,6 @@ import polymagic as pm  # noqa: E402
 from polymagic.errors import RError, RWarning, ThreadError  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def R():
-    try:
-        pm.R.eval("NULL")
-    except pm.BridgeUnavailable as missing:
-        pytest.skip(f"no R on this machine: {missing}")
-    return pm.R
-
 
 def _interrupt_after(seconds):
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))

@@ -13,14 +13,6 @@ from polymagic import hub
 from polymagic.tracebacks import foreign_frames
 
 
-@pytest.fixture
-def space():
-    """An explicit shared namespace for the test, reset afterwards."""
-    namespace = {}
-    hub.use_namespace(namespace)
-    yield namespace
-    hub.use_namespace(None)
-
 
 def test_r_calls_python_function_and_reads_arrays_as_views(space):
     """`py$f(x)` in R calls the Python function; `py$x` is the NumPy buffer, not a copy."""

@@ -93,24 +93,6 @@ def cell():
     return pm.cpp(CELL, std="c++20")
 
 
-@pytest.fixture
-def space(monkeypatch):
-    """An explicit shared namespace for the test, reset afterwards."""
-    monkeypatch.setitem(hub._state, "ipython", None)  # a magics test may have set it
-    namespace = {}
-    hub.use_namespace(namespace)
-    yield namespace
-    hub.use_namespace(None)
-
-
-@pytest.fixture(scope="module")
-def R():
-    pytest.importorskip("rpy2", reason="rpy2 is not installed (pip install 'polymagic[r]')")
-    try:
-        pm.R.eval("NULL")
-    except pm.BridgeUnavailable as missing:
-        pytest.skip(f"no R on this machine: {missing}")
-    return pm.R
 
 
 def _module_level_triple(x):

@@ -19,16 +19,12 @@ IMAGE_TYPES = ["text/plain", "image/png", "image/svg+xml"]
 
 
 @pytest.fixture(scope="module")
-def ip():
+def ip(R):
     from IPython.testing.globalipapp import get_ipython
     shell = get_ipython()
     shell.run_line_magic("load_ext", "polymagic")
     # the test shell is a terminal one: let it format images so displays can be seen
     shell.display_formatter.active_types = IMAGE_TYPES
-    try:
-        pm.R.eval("NULL")
-    except pm.BridgeUnavailable as missing:
-        pytest.skip(f"no R on this machine: {missing}")
     return shell
 
 
