@@ -29,6 +29,16 @@ from .errors import BridgeUnavailable, PolymagicError
 
 VERSION = "0.1.0"
 
+# Headers shared by polymagic's own C/C++ sources (e.g. the stack guard); builds that
+# include them pass `-I{CSRC}` and put `csrc_text()` in their cache key.
+CSRC = Path(__file__).with_name("csrc")
+
+
+@functools.lru_cache(maxsize=None)
+def csrc_text() -> str:
+    """The text of every shared header, for cache keys."""
+    return "".join(path.read_text() for path in sorted(CSRC.glob("*.h")))
+
 
 class CacheDirError(PolymagicError, PermissionError):
     """The cache directory is not private to this user, so loading from it is unsafe."""

@@ -131,10 +131,12 @@ def _build_signals_shim() -> Path:
     from .. import build
     compiler = os.environ.get("CC", "cc")
     source = _SIGNALS_SOURCE.read_text()
-    key = build.cache_key("r_signals", source, build.compiler_identity(compiler))
+    key = build.cache_key("r_signals", source, build.csrc_text(),
+                          build.compiler_identity(compiler))
 
     def produce(directory: Path) -> None:
-        command = [compiler, "-O2", "-shared", "-fPIC", str(_SIGNALS_SOURCE), "-o",
+        command = [compiler, "-O2", "-shared", "-fPIC", f"-I{build.CSRC}",
+                   str(_SIGNALS_SOURCE), "-o",
                    str(directory / "r_signals.so")]
         result = build.run_tool(command)
         if result.returncode != 0:

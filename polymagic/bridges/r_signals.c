@@ -10,10 +10,10 @@
  * Python's handler is in place whenever Python code runs outside R.
  */
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <signal.h>
-#include <stddef.h>
 #include <string.h>
+
+#include "pm_stack.h"
 
 static volatile int *r_interrupts_pending = 0;
 static volatile sig_atomic_t interrupted = 0;
@@ -38,31 +38,13 @@ void pm_sigint_target(int *pending)
  * never a segfault: R is not entered when less than this much C stack is left. */
 #define PM_STACK_MARGIN (1024 * 1024)
 
-static __thread char *stack_low = 0;   /* lowest usable address of this thread's stack */
-
-static size_t stack_remaining(void)
-{
-    char here;
-    if (!stack_low) {
-        pthread_attr_t attr;
-        void *low;
-        size_t size;
-        if (pthread_getattr_np(pthread_self(), &attr) != 0)
-            return (size_t)-1;
-        pthread_attr_getstack(&attr, &low, &size);
-        pthread_attr_destroy(&attr);
-        stack_low = (char *)low;
-    }
-    return (size_t)(&here - stack_low);
-}
-
 /* Enter an R evaluation; the outermost one swaps our handler in. 0 on success,
  * PM_STACK_EXHAUSTED (nothing entered) when the C stack is nearly used up. */
 #define PM_STACK_EXHAUSTED 2
 int pm_sigint_enter(void)
 {
     struct sigaction action;
-    if (stack_remaining() < PM_STACK_MARGIN)
+    if (pm_stack_exhausted(PM_STACK_MARGIN))
         return PM_STACK_EXHAUSTED;
     if (depth++ > 0)
         return 0;

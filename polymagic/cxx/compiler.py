@@ -26,8 +26,9 @@ _UNDEFINED = re.compile(r"undefined reference to `([^'(]+)")
 def runtime_object(cxx: str) -> Path:
     """polymagic's C++ runtime object for this compiler (built once, then cached)."""
     source = RUNTIME_SOURCE.read_text()
-    flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden"]
-    key = build.cache_key("cpp-runtime", source, flags, build.compiler_identity(cxx))
+    flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden", f"-I{build.CSRC}"]
+    key = build.cache_key("cpp-runtime", source, build.csrc_text(), flags,
+                          build.compiler_identity(cxx))
 
     def produce(staging: Path) -> None:
         _run([cxx, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(staging / "runtime.o")],

@@ -5,7 +5,7 @@
 // visibility, into each cell's extension module, so every module has its own copy of
 // this state. Nothing here includes Python.h: the C glue of the module reads the
 // pending error after the call and turns it into a Python exception.
-#include <pthread.h>
+#include "pm_stack.h"
 
 #include <cstdio>
 #include <cstring>
@@ -56,9 +56,6 @@ struct Pending {
 thread_local Pending pending;
 // Set by a callback's onerror handler; consumed by the thunk that called the callback.
 thread_local long callback_error = 0;
-// The lowest address this thread's calls may reach before the guard stops them
-// (computed once per thread; nullptr: not yet known, (char*)1: unknown, no guard).
-thread_local const char* stack_floor = nullptr;
 long live_holders = 0;
 
 std::string demangle(const char* mangled) {
@@ -82,19 +79,6 @@ void record(int kind, int function, const char* message) {
     pending.message = message ? message : "";
 }
 
-const char* find_stack_floor() {
-    pthread_attr_t attributes;
-    void* lowest = nullptr;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return (const char*)1;
-    int failed = pthread_attr_getstack(&attributes, &lowest, &size);
-    pthread_attr_destroy(&attributes);
-    if (failed || lowest == nullptr) return (const char*)1;
-    // A small stack (a thread started with little) keeps a quarter of itself back.
-    unsigned long reserve = size / 4 < STACK_RESERVE ? size / 4 : STACK_RESERVE;
-    return static_cast<const char*>(lowest) + reserve;
-}
-
 }  // namespace
 
 // The depth guard, called before each call that may re-enter Python (a PM_PYTHON
@@ -103,9 +87,7 @@ const char* find_stack_floor() {
 // DepthExhausted, which the trampoline turns into a RecursionError, instead of
 // overflowing the stack or failing inside cffi.
 PM_API void pm_rt_stack_check(int python_room) {
-    const char* floor = stack_floor;
-    if (__builtin_expect(floor == nullptr, 0)) floor = stack_floor = find_stack_floor();
-    if (__builtin_expect((const char*)__builtin_frame_address(0) < floor, 0))
+    if (__builtin_expect(pm_stack_exhausted(STACK_RESERVE), 0))
         throw DepthExhausted{"less than 256 KB of the thread's stack is left"};
     if (__builtin_expect(python_room < PYTHON_RESERVE, 0))
         throw DepthExhausted{"Python's recursion limit (sys.getrecursionlimit()) is "
