@@ -10,17 +10,12 @@ every language at its next call.
 """
 from __future__ import annotations
 
-import functools
-import os
 import sys
 
 from .errors import PolymagicError
+from .tracebacks import is_plumbing
 
 _state = {"explicit": None, "ipython": None}
-
-_PLUMBING = (os.path.dirname(__file__) + os.sep, f"{os.sep}rpy2{os.sep}",
-             f"{os.sep}cffi{os.sep}", f"{os.sep}juliacall{os.sep}", "<frozen ")
-
 
 class HubNameError(PolymagicError, NameError, KeyError):
     """A language asked the shared namespace for a name it does not hold."""
@@ -50,15 +45,10 @@ def namespace() -> dict:
     return _caller_globals()
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_plumbing(filename: str) -> bool:
-    return any(part in filename for part in _PLUMBING)
-
-
 def _caller_globals() -> dict:
     frame = sys._getframe(1)
     while frame is not None:
-        if not _is_plumbing(frame.f_code.co_filename):
+        if not is_plumbing(frame.f_code.co_filename):
             return frame.f_globals
         frame = frame.f_back
     import __main__

@@ -22,11 +22,18 @@ import os
 import types
 from dataclasses import dataclass
 
-# Frames of the machinery between languages (polymagic's bridges, rpy2, cffi glue)
-# are dropped from spliced tracebacks: they are plumbing, not layers of the user's code.
-_INTERNAL_DIRS = tuple(
-    os.path.dirname(path) + os.sep for path in (__file__,)) + (
-    f"{os.sep}rpy2{os.sep}", f"{os.sep}juliacall{os.sep}", f"{os.sep}cffi{os.sep}")
+# Code of the machinery between languages: polymagic itself, the bridges' libraries,
+# and the stdlib glue they run through. Its frames are plumbing, not layers of the
+# user's code: dropped from spliced tracebacks, skipped when looking for the caller.
+_PLUMBING = (os.path.dirname(__file__) + os.sep, f"{os.sep}rpy2{os.sep}",
+             f"{os.sep}cffi{os.sep}", f"{os.sep}juliacall{os.sep}",
+             f"{os.sep}contextlib.py", "<frozen ")
+
+
+@functools.lru_cache(maxsize=1024)
+def is_plumbing(filename: str) -> bool:
+    """Whether code from `filename` belongs to polymagic's machinery (see _PLUMBING)."""
+    return any(part in filename for part in _PLUMBING)
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,7 @@ def is_foreign(tb: types.TracebackType) -> bool:
 
 
 def _is_internal(tb: types.TracebackType) -> bool:
-    filename = tb.tb_frame.f_code.co_filename
-    return any(part in filename for part in _INTERNAL_DIRS)
+    return is_plumbing(tb.tb_frame.f_code.co_filename)
 
 
 def foreign_frames(error: BaseException) -> list[str]:

@@ -46,7 +46,7 @@ def test_no_carets_under_foreign_lines():
 def test_internal_frames_are_dropped(monkeypatch):
     """Frames of polymagic's own plumbing do not appear between layers."""
     import polymagic.tracebacks as tracebacks
-    monkeypatch.setattr(tracebacks, "_INTERNAL_DIRS", (__file__,))
+    monkeypatch.setattr(tracebacks, "is_plumbing", lambda filename: filename == __file__)
     with pytest.raises(ValueError) as caught:
         _boundary([ForeignFrame("C++", "fib", "<cpp cell>", 4)])
     names = [entry.name for entry in traceback.extract_tb(caught.value.__traceback__)]

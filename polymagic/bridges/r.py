@@ -25,7 +25,7 @@ import warnings
 
 from .. import hub
 from ..errors import RError, RNameError, RRecursionError, RWarning
-from ..tracebacks import ForeignFrame, register_source, splice
+from ..tracebacks import ForeignFrame, is_plumbing, register_source, splice
 from . import r_runtime
 
 __all__ = ["R", "REngine", "RFunction", "CellResult"]
@@ -295,7 +295,7 @@ class _Session:
 def _warn_at_user_code(warning: Warning) -> None:
     """Issue `warning` attributed to the nearest frame outside polymagic and rpy2."""
     frame = sys._getframe(1)
-    while frame is not None and _is_plumbing(frame.f_code.co_filename):
+    while frame is not None and is_plumbing(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         warnings.warn(warning, stacklevel=2)
@@ -306,13 +306,6 @@ def _warn_at_user_code(warning: Warning) -> None:
                            frame.f_lineno, module_globals.get("__name__"), registry,
                            module_globals)
 
-
-def _is_plumbing(filename: str) -> bool:
-    return any(part in filename for part in _PLUMBING)
-
-
-_PLUMBING = (f"{__package__.split('.')[0]}/bridges/", f"{__package__.split('.')[0]}/marshal/",
-             "/rpy2/", "/cffi/", "/contextlib.py")
 
 _session_lock = threading.Lock()
 _SESSION: _Session | None = None
