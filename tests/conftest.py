@@ -25,3 +25,12 @@ def space(monkeypatch):
     hub.use_namespace(namespace)
     yield namespace
     hub.use_namespace(None)
+
+
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory):
+    """The test module builds into its own fresh cache directory (use with
+    `pytestmark = pytest.mark.usefixtures("private_cache")`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield

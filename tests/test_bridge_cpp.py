@@ -98,12 +98,8 @@ long double unsupported(long double x) { return x; }
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Each test module builds into its own fresh cache directory."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
+# each test module builds into its own fresh cache directory
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

@@ -80,12 +80,8 @@ double ramp_total(int n) { double s = 0; for (double x : ramp_py(n)) s += x; ret
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Each test module builds into its own fresh cache directory."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
+# each test module builds into its own fresh cache directory
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
