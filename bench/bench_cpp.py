@@ -95,8 +95,8 @@ def shell():
 
 
 def bench_compile(ip) -> dict:
-    from polymagic.cxx.compiler import runtime_object
-    from polymagic.cxx.options import compiler
+    from polymagic.bridges.cpp.compiler import runtime_object
+    from polymagic.bridges.cpp.options import compiler
     started = time.perf_counter()
     runtime_object(compiler())
     rows = {"runtime_once_s": time.perf_counter() - started}

@@ -92,7 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args()
-    from polymagic.bridges.julia_locate import find_julia
+    from polymagic.bridges.julia.locate import find_julia
     if find_julia() is None:
         print("bench_julia skipped: no Julia runtime found (set PYTHON_JULIAPKG_EXE or put "
               "julia on PATH)")

@@ -38,7 +38,7 @@ TARGETS = {"push_1e8_us": 20.0, "push_speedup_vs_numpy2ri_1e7": 10_000,
 
 
 def setup():
-    from polymagic.bridges import r_runtime
+    from polymagic.bridges.r import runtime as r_runtime
     r_runtime.start()
     import rpy2.robjects as robjects
     from rpy2.robjects import numpy2ri

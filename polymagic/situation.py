@@ -37,7 +37,7 @@ def _first_line(text: str | None) -> str:
 
 def report() -> list[tuple[str, str]]:
     """(label, value) rows describing runtimes, compilers, packages and the cache."""
-    from .bridges.julia_locate import find_julia
+    from .bridges.julia.locate import find_julia
     from .build import cache_dir
     rows = [("polymagic", __version__), ("python", sys.version.split()[0]),
             ("platform", platform.platform())]

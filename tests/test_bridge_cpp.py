@@ -205,7 +205,7 @@ class _Scaler:
 def test_callbacks_go_through_the_c_api_not_ffi_callback(cell):
     """A Python callable for a function pointer or std::function is called by the
     module's C glue: no cffi callback is made for it."""
-    from polymagic.cxx import callbacks
+    from polymagic.bridges.cpp import callbacks
 
     def triple(x):
         return 3 * x

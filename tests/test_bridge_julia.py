@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from polymagic.bridges import julia_locate
+from polymagic.bridges.julia import locate as julia_locate
 from polymagic.bridges.julia import JuliaBridge
 from polymagic.config import ConfigError
 from polymagic.errors import (BridgeUnavailable, ConversionError, CopyRequired,
@@ -460,7 +460,7 @@ def _record(errors, function):
 def test_julia_stack_lines_become_traceback_frames():
     """Julia's `f(args) at file:line` stack lines become traceback frames (function,
     cell, line); other lines are skipped."""
-    from polymagic.bridges.julia import julia_traceback_frames
+    from polymagic.bridges.julia.engine import julia_traceback_frames
     frames = julia_traceback_frames(["top-level scope at In[7]:5",
                                      "fib(n::Int64) at cell-3:2",
                                      "macro expansion at ./boot.jl",

@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from polymagic.bridges import julia_locate
+from polymagic.bridges.julia import locate as julia_locate
 from polymagic.bridges.julia import JuliaBridge
 from polymagic.errors import BridgeUnavailable, JuliaError
 from polymagic.magics import julia as julia_magics

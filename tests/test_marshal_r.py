@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 import pytest
 
-from polymagic.bridges import r_runtime
+from polymagic.bridges.r import runtime as r_runtime
 from polymagic.errors import ConversionError, CopyRequired
 
 ri = r_runtime.start()

@@ -22,7 +22,7 @@ def _needs_julia(path: Path) -> bool:
 
 
 def _julia_found() -> bool:
-    from polymagic.bridges.julia_locate import find_julia
+    from polymagic.bridges.julia.locate import find_julia
     return find_julia() is not None
 
 

@@ -1,5 +1,5 @@
 /* The C stack guard shared by every language boundary polymagic keeps (entering R in
- * bridges/r_signals.c, C++ calling Python in cxx/runtime.cpp): deep recursion across
+ * bridges/r/signals.c, C++ calling Python in bridges/cpp/runtime.cpp): deep recursion across
  * languages must end in a RecursionError, never a segfault.
  *
  * Header-only: each translation unit keeps its own per-thread floor, computed once

@@ -44,7 +44,7 @@ def _looks_like_option(word: str) -> bool:
 
 
 def _julia_available() -> bool:
-    from ..bridges.julia_locate import find_julia
+    from ..bridges.julia.locate import find_julia
     return find_julia() is not None
 
 

@@ -142,11 +142,13 @@ def _fortran_copy(array: np.ndarray) -> np.ndarray:
 
 
 class JuliaConverter:
-    """to_julia / to_python, given juliacall and the bridge's Julia helper module."""
+    """to_julia / to_python, given juliacall, the bridge's Julia helper module and the
+    engine's `call(function, *args, **kwargs)` (marshal imports no bridge)."""
 
-    def __init__(self, juliacall, helpers):
+    def __init__(self, juliacall, helpers, call):
         self._juliacall = juliacall
         self._helpers = helpers
+        self.call = call
 
     # -- Python -> Julia -------------------------------------------------------------
     def to_julia(self, value, copy: bool | None = None, shared_writes: bool = False):
@@ -224,8 +226,7 @@ class JuliaFunction:
         self._converter = converter
 
     def __call__(self, *args, **kwargs):
-        from ..bridges.julia import julia
-        return julia.call(self, *args, **kwargs)
+        return self._converter.call(self, *args, **kwargs)
 
     @property
     def __name__(self):

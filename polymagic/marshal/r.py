@@ -17,7 +17,6 @@ import functools
 
 import numpy as np
 
-from ..bridges.r_runtime import python_section
 from ..errors import ConversionError, CopyRequired
 from . import r_altrep
 from .r_altrep import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
@@ -77,7 +76,7 @@ def to_r(value, *, copy: bool | None = None, shared_writes: bool = False):
 def _to_r_dispatch(value, copy, shared_writes):
     if _is_r_object(value):
         return value
-    if type(value).__module__ == "polymagic.bridges.r" and hasattr(value, "sexp"):
+    if type(value) is r_altrep.engine.get("function_class"):
         return value.sexp                     # an RFunction goes back as its R function
     if callable(value):
         return _callable_to_r(value)
@@ -318,7 +317,7 @@ def _run_callback(function, addresses, names):
                 args.append(value)
             else:
                 kwargs[name] = value
-        with python_section():  # Ctrl-C in a long Python callback stops it
+        with r_altrep.engine["python_section"]():  # Ctrl-C in a long Python callback stops it
             result = to_r(function(*args, **kwargs))
         return (r_altrep.address_of(result), result)
     except BaseException as error:  # every exception must reach R as an R error
@@ -538,8 +537,7 @@ def _function_to_python(address):
     original = r_altrep.shim().python_callable(address)
     if original is not None:
         return original               # a Python callable we exported comes back as itself
-    from ..bridges.r import RFunction
-    return RFunction(r_altrep.borrow(address))
+    return r_altrep.engine["function_class"](r_altrep.borrow(address))
 
 
 def _levels(attributes):

@@ -26,6 +26,17 @@ KIND_REAL, KIND_INTEGER, KIND_COMPLEX = 0, 1, 2
 
 _state: dict = {"shim": None}
 
+# What the R engine hands marshal, so that marshal imports no bridge: how to start R,
+# R's lock, the section for Python code R calls back into, and the class of R functions
+# seen from Python. Set once by polymagic.bridges.r when it is imported.
+engine: dict = {}
+
+
+def connect(*, start, lock, python_section, function_class) -> None:
+    """Called by the R engine: what the conversions need from it."""
+    engine.update(start=start, lock=lock, python_section=python_section,
+                  function_class=function_class)
+
 
 def shim():
     """The loaded shim module (R started, classes registered); built on first use."""
@@ -36,9 +47,11 @@ def shim():
 
 
 def _load():
-    from ..bridges import r_runtime
-    rinterface = r_runtime.start()
-    with r_runtime.lock:
+    if not engine:
+        raise RuntimeError("polymagic.marshal.r needs the R engine: import "
+                           "polymagic.bridges.r (or use pm.R) first")
+    rinterface = engine["start"]()
+    with engine["lock"]:
         if _state["shim"] is None:
             path = _build(_r_version(rinterface))
             module = _import_extension(path)

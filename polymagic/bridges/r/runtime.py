@@ -14,14 +14,14 @@ import subprocess
 import threading
 from pathlib import Path
 
-from ..errors import BridgeUnavailable, CompileError, ThreadError
+from ...errors import BridgeUnavailable, CompileError, ThreadError
 
 INSTALL_HINT = ("Install R (Debian/Ubuntu: sudo apt-get install -y r-base-core "
                 "r-base-dev) and the rpy2 extra: pip install 'polymagic[r]'.")
 
 lock = threading.RLock()
 _state = {"rinterface": None, "thread": None, "libr": None, "signals": None}
-_SIGNALS_SOURCE = Path(__file__).with_name("r_signals.c")
+_SIGNALS_SOURCE = Path(__file__).with_name("signals.c")
 
 
 def r_home() -> str:
@@ -112,7 +112,7 @@ def current_error_text() -> str:
 
 
 def signals() -> ctypes.CDLL:
-    """The SIGINT shim (r_signals.c), built once through the build cache and loaded."""
+    """The SIGINT shim (signals.c), built once through the build cache and loaded."""
     if _state["signals"] is None:
         library = ctypes.CDLL(str(_build_signals_shim()))
         for name in ("pm_sigint_enter", "pm_sigint_leave", "pm_sigint_pause",
@@ -128,7 +128,7 @@ def signals() -> ctypes.CDLL:
 
 
 def _build_signals_shim() -> Path:
-    from .. import build
+    from ... import build
     compiler = os.environ.get("CC", "cc")
     source = _SIGNALS_SOURCE.read_text()
     key = build.cache_key("r_signals", source, build.csrc_text(),

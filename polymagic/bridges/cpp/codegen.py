@@ -9,7 +9,7 @@ exposes as `f` directly when no Python-side conversion is needed.
 
 A function the cell declares `PM_PYTHON` (an import from the shared Python namespace)
 gets a C++ definition here that calls through a module-lifetime function-pointer slot,
-`pm_import<j>`, which polymagic.cxx.imports fills with a Python thunk once the module
+`pm_import<j>`, which polymagic.bridges.cpp.imports fills with a Python thunk once the module
 is loaded.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ template <class T> static pm_buffer pm_buffer_of(pm_holder<T>* holder) {
 }
 // What a function-pointer parameter holds during one call: a C function pointer
 // (a cffi pointer passed as such), or a Python callable (PyObject*, called through the
-// module's C-API callers, polymagic/cxx/capi.py).
+// module's C-API callers, polymagic/bridges/cpp/capi.py).
 template <class F> struct pm_callback_slot {
     F c;
     __UINTPTR_TYPE__ py;
@@ -460,7 +460,7 @@ int pm_rt_take(int* function, long* handle, const char** type_name,
 static PyObject* pm_raise_pending(void) {
     int function; long handle; const char* type_name; const char* message;
     int kind = pm_rt_take(&function, &handle, &type_name, &message);
-    PyObject* callbacks = PyImport_ImportModule("polymagic.cxx.callbacks");
+    PyObject* callbacks = PyImport_ImportModule("polymagic.bridges.cpp.callbacks");
     if (callbacks == NULL) return NULL;
     PyObject* error = PyObject_CallMethod(
         callbacks, "exception_from_cpp", "siilyy", "%(module)s", function, kind,

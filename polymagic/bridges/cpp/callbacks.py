@@ -21,14 +21,14 @@ import itertools
 import threading
 import weakref
 
-from ..tracebacks import ForeignFrame, splice
+from ...tracebacks import ForeignFrame, splice
 from . import exceptions, types
 
 _stash: dict[int, BaseException] = {}
 _handles = itertools.count(1)
 _stash_lock = threading.Lock()
 
-# cffi module name -> the loaded module's description (set by polymagic.cxx.module).
+# cffi module name -> the loaded module's description (set by polymagic.bridges.cpp.module).
 modules: dict[str, object] = {}
 
 # callable -> {cdecl: cffi callback}, so passing the same function again is cheap.
@@ -86,7 +86,7 @@ def c_value(ffi, tag: str):
     return convert
 
 
-# The first entries of a module's C-API table (see polymagic/cxx/capi.py); then one
+# The first entries of a module's C-API table (see polymagic/bridges/cpp/capi.py); then one
 # result converter per callback signature, then a (name, converter) pair per import
 # served by C.
 C_API_TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython",
@@ -99,7 +99,7 @@ def connect_c_api(info, ffi, lib, plan: dict) -> None:
     entry = plan["c_api"]
     table = [stash, None, None, "explicit", "ipython", "C++"]
     if entry["imports"]:
-        from .. import hub
+        from ... import hub
         table[1:3] = hub._state, hub.lookup
     for ret in entry["results"]:
         table.append(None if ret in (None, "float", "double") else c_value(ffi, ret))

@@ -23,10 +23,11 @@ import sys
 import threading
 import warnings
 
-from .. import hub
-from ..errors import RError, RNameError, RRecursionError, RWarning
-from ..tracebacks import ForeignFrame, is_plumbing, register_source, splice
-from . import r_runtime
+from ... import hub
+from ...errors import RError, RNameError, RRecursionError, RWarning
+from ...tracebacks import ForeignFrame, is_plumbing, register_source, splice
+from ...marshal import r_altrep as marshal_shim
+from . import runtime as r_runtime
 
 __all__ = ["R", "REngine", "RFunction", "CellResult"]
 
@@ -209,7 +210,7 @@ class _Session:
         global _to_r, _to_python, _enter, _leave, _RRuntimeError, _r_thread
         global _rlib, _wrap_sexp, _ERROR_FLAG, _LANG
         from rpy2.rinterface_lib import _rinterface_capi, conversion, openrlib
-        from ..marshal import r as marshal
+        from ...marshal import r as marshal
         self.ri = r_runtime.start()
         self.marshal = marshal
         self.shim = r_runtime.signals()
@@ -629,3 +630,7 @@ class RFunction:
 
 
 R = REngine()
+
+
+marshal_shim.connect(start=r_runtime.start, lock=r_runtime.lock,
+                     python_section=r_runtime.python_section, function_class=RFunction)

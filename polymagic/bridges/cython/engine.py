@@ -34,8 +34,8 @@ import threading
 import time
 from pathlib import Path
 
-from ..build import cache_key, cached_build, compiler_identity, run_tool
-from ..errors import CompileError, PolymagicError
+from ...build import cache_key, cached_build, compiler_identity, run_tool
+from ...errors import CompileError, PolymagicError
 
 LANGUAGE = "Cython"
 _MANIFEST = "build.json"
@@ -274,7 +274,7 @@ class _CellBuild:
 
     def cached_path(self) -> Path | None:
         """The extension of an existing entry for this cell, shared or inline."""
-        from ..build import cache_dir
+        from ...build import cache_dir
         for mode in (SHARED, INLINE):
             path = cache_dir() / self.keys[mode] / self.artifact(mode)
             if path.exists():
@@ -283,7 +283,7 @@ class _CellBuild:
 
     def build(self) -> Path:
         """Run Cython, decide where the utility code lives, compile and publish."""
-        from ..build import cache_dir
+        from ...build import cache_dir
         utility = _utility_build(self.toolchain)
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             generated = self._cythonize(Path(scratch), SHARED, utility.name)
@@ -400,7 +400,7 @@ _UTILITY_BUILDS_LOCK = threading.Lock()
 
 def _utility_build(toolchain: Toolchain) -> "_UtilityBuild":
     """The one _UtilityBuild of this process for a toolchain and cache directory."""
-    from ..build import cache_dir
+    from ...build import cache_dir
     name = toolchain.utility_name
     with _UTILITY_BUILDS_LOCK:
         key = (str(cache_dir()), name)
@@ -433,7 +433,7 @@ class _UtilityBuild:
 
     @property
     def path(self) -> Path:
-        from ..build import cache_dir
+        from ...build import cache_dir
         return cache_dir() / self.key / self.artifact
 
     def ready(self) -> bool:

@@ -61,7 +61,7 @@ class RGraphics:
         return options
 
     def __enter__(self) -> "RGraphics":
-        from . import r
+        from . import engine as r
         self.directory = Path(tempfile.mkdtemp(prefix="polymagic-R-plots-"))
         pattern = str(self.directory / f"Rplot%03d.{self.format}")
         arguments = self.device_arguments()
@@ -73,7 +73,7 @@ class RGraphics:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        from . import r
+        from . import engine as r
         if self._device is not None:
             close = r.R.eval("function(device) if (device %in% grDevices::dev.list()) "
                              "invisible(grDevices::dev.off(device))")

@@ -116,7 +116,7 @@ def cpp_declarations(plan: dict) -> str:
 
 _RUNTIME_C = r"""
 #include <limits.h>
-static PyObject* pm_table = NULL;  /* set once by pm_py_connect; see polymagic/cxx/capi.py */
+static PyObject* pm_table = NULL;  /* set once by pm_py_connect; see polymagic/bridges/cpp/capi.py */
 #define PM_TABLE(i) PyTuple_GET_ITEM(pm_table, (i))
 
 int pm_py_connect(uintptr_t table) {

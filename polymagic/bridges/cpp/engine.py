@@ -11,12 +11,12 @@ import json
 import os
 from pathlib import Path
 
-from .. import build
-from ..cxx.options import CppOptions, compiler
+from ... import build
+from .options import CppOptions, compiler
 
 __all__ = ["cpp", "CppOptions"]
 
-# Files of a cache entry (written by polymagic.cxx.compiler, which a cache hit never
+# Files of a cache entry (written by polymagic.bridges.cpp.compiler, which a cache hit never
 # imports: no libclang, no cffi code generator, no compiler run).
 MODULE_FILE = "module.so"
 PLAN_FILE = "plan.json"
@@ -42,8 +42,8 @@ def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dir
 
 def load(source: str, options: CppOptions):
     """Build (or find in the cache) and load `source` with `options`."""
-    from ..cxx import module as cpp_module
-    from ..tracebacks import register_source
+    from . import module as cpp_module
+    from ...tracebacks import register_source
 
     cxx = compiler()
     key = build.cache_key("cpp", source, options.key_parts(),
@@ -53,7 +53,7 @@ def load(source: str, options: CppOptions):
     module_name = f"_pm_{key}"
 
     def produce(staging: Path) -> None:
-        from ..cxx.compiler import build_module
+        from .compiler import build_module
         build_module(source, options, module_name, cxx, staging, MODULE_FILE, PLAN_FILE)
 
     library = build.cached_build(key, MODULE_FILE, produce)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import operator
 
-from .. import hub
-from ..errors import ConversionError
+from ... import hub
+from ...errors import ConversionError
 from . import callbacks, types
 from .module import plumbing_filename
 

@@ -5,7 +5,7 @@ import os
 import shlex
 import shutil
 
-from ..errors import BridgeUnavailable
+from ...errors import BridgeUnavailable
 
 
 class CppOptions:

@@ -1,6 +1,6 @@
 """Julia embedded in the process through juliacall (PythonCall.jl): `pm.julia`.
 
-Julia starts on first use, once, in the calling thread, and only after julia_locate found
+Julia starts on first use, once, in the calling thread, and only after locate.py found
 a Julia executable: importing juliacall without one makes juliapkg download Julia, which
 polymagic does only when POLYMAGIC_JULIA_AUTOINSTALL=yes. Julia is entered only from the
 thread that started it (a foreign thread can crash it), under a reentrant lock because
@@ -20,12 +20,12 @@ import re
 import sys
 import threading
 
-from .. import config
-from ..errors import BridgeUnavailable, JuliaError, ThreadError
-from ..hub import NamespaceProxy
-from ..tracebacks import ForeignFrame, register_source, splice
-from ..marshal.julia import JULIA_SOURCE as CONVERSION_SOURCE
-from .julia_locate import HOW_TO_GET_JULIA, locate_julia
+from ... import config
+from ...errors import BridgeUnavailable, JuliaError, ThreadError
+from ...hub import NamespaceProxy
+from ...tracebacks import ForeignFrame, register_source, splice
+from ...marshal.julia import JULIA_SOURCE as CONVERSION_SOURCE
+from .locate import HOW_TO_GET_JULIA, locate_julia
 
 HELPER_MODULE = "PolymagicBridge"
 
@@ -159,8 +159,8 @@ class JuliaBridge:
         self._prepare_environment()
         juliacall = _import_juliacall()
         helpers = juliacall.Main.seval(_module_source())
-        from ..marshal.julia import JuliaConverter
-        self._converter = JuliaConverter(juliacall, helpers)
+        from ...marshal.julia import JuliaConverter
+        self._converter = JuliaConverter(juliacall, helpers, self.call)
         self._helpers = helpers
         self._thread = threading.get_ident()
         self._juliacall = juliacall

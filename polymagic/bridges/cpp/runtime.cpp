@@ -20,7 +20,7 @@
 
 namespace {
 
-// Kinds of pending errors; polymagic/cxx/callbacks.py maps them to Python classes.
+// Kinds of pending errors; polymagic/bridges/cpp/callbacks.py maps them to Python classes.
 enum Kind { NONE = 0, PYTHON = 1, INVALID_ARGUMENT = 2, OUT_OF_RANGE = 3,
             RUNTIME_ERROR = 4, STD_EXCEPTION = 5, UNKNOWN = 6, RECURSION = 7 };
 

@@ -10,7 +10,7 @@ exhausted, or at Python's recursion limit) raises CppRecursionError, a Recursion
 """
 from __future__ import annotations
 
-from ..errors import CppError
+from ...errors import CppError
 
 
 class CppValueError(CppError, ValueError):

@@ -12,8 +12,8 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from .. import build
-from ..errors import CompileError
+from ... import build
+from ...errors import CompileError
 from . import capi, codegen, signatures
 from .options import CppOptions
 

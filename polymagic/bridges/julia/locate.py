@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BridgeUnavailable
+from ...errors import BridgeUnavailable
 
 # juliacall 0.9.x (PythonCall.jl 0.9) asks for Julia ^1.10.3 in its juliapkg.json.
 MINIMUM_VERSION = (1, 10, 3)

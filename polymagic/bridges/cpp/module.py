@@ -15,7 +15,7 @@ import os
 import types as pytypes
 import warnings
 
-from ..errors import ConversionError
+from ...errors import ConversionError
 from . import callbacks, types
 
 
@@ -199,7 +199,7 @@ class _Helpers:
     def callback(self, value, spec):
         """(C function pointer, callable's address): a cffi function pointer of the
         parameter's type is passed as such; any other callable is called by the
-        module's C glue (polymagic/cxx/capi.py), which holds no reference to it:
+        module's C glue (polymagic/bridges/cpp/capi.py), which holds no reference to it:
         the call (this wrapper's argument) keeps it alive."""
         if isinstance(value, self.ffi.CData) and \
                 self.ffi.typeof(value) == self.ffi.typeof(types.callback_cdecl(spec)):
