@@ -40,6 +40,24 @@ def csrc_text() -> str:
     return "".join(path.read_text() for path in sorted(CSRC.glob("*.h")))
 
 
+def sources_digest(folder: Path, patterns=("*.py", "*.c", "*.h", "*.cpp", "*.hpp")) -> str:
+    """A hash of the code that generates and builds a kind of module, for its cache keys:
+    any edit to the generator (or a move of the modules it imports) makes new keys, so
+    no library built by older code is loaded. Cached per folder for the process."""
+    digest = _SOURCE_DIGESTS.get(folder)
+    if digest is None:
+        hasher = hashlib.sha256()
+        for pattern in patterns:
+            for path in sorted(folder.rglob(pattern)):
+                hasher.update(str(path.relative_to(folder)).encode())
+                hasher.update(path.read_bytes())
+        digest = _SOURCE_DIGESTS[folder] = hasher.hexdigest()[:16]
+    return digest
+
+
+_SOURCE_DIGESTS: dict[Path, str] = {}
+
+
 class CacheDirError(PolymagicError, PermissionError):
     """The cache directory is not private to this user, so loading from it is unsafe."""
 

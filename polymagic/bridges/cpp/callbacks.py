@@ -2,7 +2,7 @@
 
 Callables passed for callback parameters, and PM_PYTHON imports with arithmetic
 types, are called by the module's C glue through the C API (capi.py);
-`connect_c_api` hands the glue the Python objects it needs. Either way a Python
+`imports.connect_c_api` hands the glue the Python objects it needs. Either way a Python
 exception takes the same road: stashed here under a handle, thrown through the C++
 frames, raised again as the same object (`exception_from_cpp`).
 
@@ -18,6 +18,7 @@ glue raises the ORIGINAL exception object in Python (`exception_from_cpp`).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 
@@ -93,25 +94,6 @@ C_API_TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython",
                     "language")
 
 
-def connect_c_api(info, ffi, lib, plan: dict) -> None:
-    """Give the module's C glue the Python objects its C-API callers use (capi.py;
-    `plan["c_api"]` says which, as the glue was generated)."""
-    entry = plan["c_api"]
-    table = [stash, None, None, "explicit", "ipython", "C++"]
-    if entry["imports"]:
-        from ... import hub
-        table[1:3] = hub._state, hub.lookup
-    for ret in entry["results"]:
-        table.append(None if ret in (None, "float", "double") else c_value(ffi, ret))
-    if entry["imports"]:
-        from .imports import result_converter
-        for served in entry["imports"]:
-            function = plan["imports"][served["index"]]
-            table += [function["name"], result_converter(function, ffi)]
-    info.c_api_table = tuple(table)
-    lib.pm_py_connect(id(info.c_api_table))
-
-
 def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
                        type_name: bytes, message: bytes) -> BaseException:
     """The exception object the C glue raises for a pending C++ error (GIL held)."""
@@ -134,3 +116,8 @@ def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
     return error
 
 
+def plumbing_filename(what: str) -> str:
+    """A code filename inside polymagic's directory, naming no real file: tracebacks
+    drop such frames at language boundaries and the hub looks past them for the
+    caller's globals, as for any of polymagic's own frames."""
+    return os.path.join(os.path.dirname(__file__), f"<{what}>")

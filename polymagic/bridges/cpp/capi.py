@@ -20,7 +20,7 @@ An import caller returns 1 when the module is not connected yet.
 
 Results follow the rules of the path they replace. Exact `int`/`bool`/`float` results
 are unboxed in C; any other result goes through a Python converter from the module's
-table (`callbacks.connect_c_api`), which applies cffi's conversion (or, for an
+table (`imports.connect_c_api`), which applies cffi's conversion (or, for an
 import, `imports`' rules first) and returns an exact value or raises cffi's error.
 
 The Python objects the C needs sit in one tuple, the module's table, set once by

@@ -20,9 +20,6 @@ __all__ = ["cpp", "CppOptions"]
 # imports: no libclang, no cffi code generator, no compiler run).
 MODULE_FILE = "module.so"
 PLAN_FILE = "plan.json"
-# Part of every cache key: bump it when the generated code changes shape (trampolines,
-# glue, the plan's fields), so that no library built by older code is loaded.
-CODEGEN_VERSION = 5
 
 
 def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dirs=(),
@@ -47,7 +44,8 @@ def load(source: str, options: CppOptions):
 
     cxx = compiler()
     key = build.cache_key("cpp", source, options.key_parts(),
-                          build.compiler_identity(cxx), CODEGEN_VERSION)
+                          build.compiler_identity(cxx),
+                          build.sources_digest(Path(__file__).parent))
     if options.force:
         key += f"_forced{os.getpid()}_{os.urandom(4).hex()}"
     module_name = f"_pm_{key}"

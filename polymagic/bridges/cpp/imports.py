@@ -21,14 +21,30 @@ import operator
 from ... import hub
 from ...errors import ConversionError
 from . import callbacks, types
-from .module import plumbing_filename
+
+
+def connect_c_api(info, ffi, lib, plan: dict) -> None:
+    """Give the module's C glue the Python objects its C-API callers use (capi.py;
+    `plan["c_api"]` says which, as the glue was generated)."""
+    entry = plan["c_api"]
+    table = [callbacks.stash, None, None, "explicit", "ipython", "C++"]
+    if entry["imports"]:
+        table[1:3] = hub._state, hub.lookup
+    for ret in entry["results"]:
+        table.append(None if ret in (None, "float", "double") else callbacks.c_value(ffi, ret))
+    if entry["imports"]:
+        for served in entry["imports"]:
+            function = plan["imports"][served["index"]]
+            table += [function["name"], result_converter(function, ffi)]
+    info.c_api_table = tuple(table)
+    lib.pm_py_connect(id(info.c_api_table))
 
 
 def connect(info, ffi, lib, imports: list, plan_c_api: dict) -> None:
     """Point every PM_PYTHON slot of the module at its thunk (kept in `info`).
 
     Imports with arithmetic types have no slot: the module's C glue calls Python
-    for them (capi.py; `callbacks.connect_c_api` gave it `result_converter`s); they
+    for them (capi.py; `connect_c_api` gave it `result_converter`s); they
     are listed in `info.imports` under the name of their C caller."""
     converters = _Converters(ffi, lib)
     served_by_c = {entry["index"]: entry["caller"] for entry in plan_c_api["imports"]}
@@ -74,7 +90,7 @@ def _thunk(function: dict, converters: "_Converters"):
     text = f"def {thunk_name}({', '.join(formals)}):\n    {body}\n"
     namespace = {"_lookup": hub.lookup, "_c": converters, "_specs": specs,
                  "_function": function}
-    exec(compile(text, plumbing_filename(f"PM_PYTHON {function['name']}"), "exec"),
+    exec(compile(text, callbacks.plumbing_filename(f"PM_PYTHON {function['name']}"), "exec"),
          namespace)
     return namespace[thunk_name]
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import keyword
-import os
 import types as pytypes
 import warnings
 
 from ...errors import ConversionError
-from . import callbacks, types
+from . import callbacks, imports, types
 
 
 class UnsupportedSignature(UserWarning):
@@ -53,9 +52,8 @@ def make_module(name: str, extension, plan: dict, source: str, filename: str):
     """A ModuleType holding the cell's exported functions."""
     ffi, lib = extension.ffi, extension.lib
     info = ModuleInfo(plan["functions"], source, filename)
-    callbacks.connect_c_api(info, ffi, lib, plan)
+    imports.connect_c_api(info, ffi, lib, plan)
     if plan.get("imports"):
-        from . import imports
         imports.connect(info, ffi, lib, plan["imports"], plan["c_api"])
     # Held for the life of the process, like the library itself: the PM_PYTHON slots
     # point into `info.imports`, whatever becomes of the module object.
@@ -109,18 +107,11 @@ def _wrapper(function: dict, raw, helpers: "_Helpers"):
     specs.append(dict(result, function=function["export"]))
     text = f"def {function['export']}({', '.join(names)}):\n    {body}\n"
     namespace = {"_raw": raw, "_h": helpers, "_specs": specs}
-    exec(compile(text, plumbing_filename(f"wrapper of {function['export']}"), "exec"),
+    exec(compile(text, callbacks.plumbing_filename(f"wrapper of {function['export']}"), "exec"),
          namespace)
     wrapper = namespace[function["export"]]
     wrapper.__doc__ = _signature_text(function)
     return wrapper
-
-
-def plumbing_filename(what: str) -> str:
-    """A code filename inside polymagic's directory, naming no real file: tracebacks
-    drop such frames at language boundaries and the hub looks past them for the
-    caller's globals, as for any of polymagic's own frames."""
-    return os.path.join(os.path.dirname(__file__), f"<{what}>")
 
 
 def _signature_text(function: dict) -> str:
