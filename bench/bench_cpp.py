@@ -96,9 +96,9 @@ def shell():
 
 def bench_compile(ip) -> dict:
     from polymagic.bridges.cpp.compiler import runtime_object
-    from polymagic.bridges.cpp.options import compiler
+    from polymagic.toolchain import compiler
     started = time.perf_counter()
-    runtime_object(compiler())
+    runtime_object(compiler("c++"))
     rows = {"runtime_once_s": time.perf_counter() - started}
     for name, cell in CELLS.items():
         firsts = []

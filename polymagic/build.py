@@ -16,16 +16,15 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from .config import option
-from .errors import BridgeUnavailable, PolymagicError
+from .errors import CacheDirError, PolymagicError
 
 VERSION = "0.1.0"
 
@@ -58,10 +57,6 @@ def sources_digest(folder: Path, patterns=("*.py", "*.c", "*.h", "*.cpp", "*.hpp
 _SOURCE_DIGESTS: dict[Path, str] = {}
 
 
-class CacheDirError(PolymagicError, PermissionError):
-    """The cache directory is not private to this user, so loading from it is unsafe."""
-
-
 def cache_dir() -> Path:
     """The private cache directory (mode 0700), created on first use."""
     configured = option("cache_dir")
@@ -84,20 +79,6 @@ def _check_private(path: Path) -> None:
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise CacheDirError(f"cache directory {path} is writable by other users "
                             f"(mode {oct(info.st_mode & 0o777)}); run chmod 700 on it")
-
-
-@functools.lru_cache(maxsize=None)
-def compiler_identity(executable: str) -> str:
-    """Resolved path and first `--version` line of a compiler, for cache keys."""
-    path = shutil.which(executable)
-    if path is None:
-        raise BridgeUnavailable(
-            "compiler", f"{executable!r} was not found on PATH",
-            "Install a C/C++ compiler (Debian: apt-get install -y g++) or set $CXX/$CC.")
-    result = subprocess.run([path, "--version"], capture_output=True, text=True,
-                            check=False)
-    first_line = (result.stdout or result.stderr).splitlines()[:1]
-    return f"{os.path.realpath(path)} {' '.join(first_line)}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -171,11 +152,3 @@ def _publish(staging: Path, entry: Path) -> None:
     except OSError:
         if not entry.is_dir():
             raise
-
-
-def run_tool(command: Iterable[str], cwd: Path | None = None,
-             env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a compiler (argument list, no shell) and return its completed process."""
-    command = [str(part) for part in command]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False)

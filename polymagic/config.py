@@ -3,14 +3,10 @@ from __future__ import annotations
 
 import os
 
-from .errors import PolymagicError
+from .errors import ConfigError
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off", ""}
-
-
-class ConfigError(PolymagicError, ValueError):
-    """An environment variable holds a value polymagic cannot use."""
 
 
 def option(name: str, default: str | None = None, *, choices=None) -> str | None:

@@ -1,8 +1,37 @@
-"""The exception hierarchy every bridge raises.
+"""Every exception and warning class polymagic raises, in one place.
+
+    PolymagicError
+    ├── BridgeUnavailable (ImportError)      a runtime or compiler is missing: how to get it
+    ├── ConfigError (ValueError)             a POLYMAGIC_* variable holds a bad value
+    ├── OptionError (ValueError)             a library option polymagic cannot use
+    │   ├── CythonOptionError
+    │   └── GraphicsOptionError
+    ├── CacheDirError (PermissionError)      the build cache is not private
+    ├── HubNameError (NameError, KeyError)   the shared namespace lacks a name
+    ├── ConversionError (TypeError)          a value cannot cross
+    │   └── CopyRequired (ValueError)        copy=False, but only a copy can cross
+    ├── ThreadError (RuntimeError)           a one-thread runtime entered from another
+    ├── CompileError                         compiler/linker diagnostics, cell lines
+    ├── UnsupportedType                      (internal) a C++ type that cannot cross
+    └── ForeignError                         foreign message, stack, cell line
+        ├── RError
+        │   ├── RNameError (KeyError)
+        │   └── RRecursionError (RecursionError)
+        ├── JuliaError
+        │   └── JuliaNameError (KeyError)
+        └── CppError
+            ├── CppValueError (ValueError)         std::invalid_argument
+            ├── CppIndexError (IndexError)         std::out_of_range
+            ├── CppRuntimeError (RuntimeError)     std::runtime_error
+            ├── CppStdException (RuntimeError)     any other std::exception
+            └── CppRecursionError (RecursionError) the C++ -> Python depth guard
+
+    Warnings: RWarning, UnsupportedSignature (both UserWarning).
 
 Each foreign failure carries the language, the foreign message, the foreign stack and
 where in the cell it happened; the message is rendered lazily from those parts, so a
-bridge can fill them in as it learns them.
+bridge can fill them in as it learns them. Each class also subclasses the builtin whose
+meaning fits, so `except KeyError` or `except ValueError` work as users expect.
 """
 from __future__ import annotations
 
@@ -23,6 +52,41 @@ class BridgeUnavailable(PolymagicError, ImportError):
     def __str__(self) -> str:
         text = f"{self.language} is not available: {self.reason}"
         return f"{text}\n{self.how_to_fix}" if self.how_to_fix else text
+
+
+class ConfigError(PolymagicError, ValueError):
+    """An environment variable holds a value polymagic cannot use."""
+
+
+class OptionError(PolymagicError, ValueError):
+    """An option given to a library function has a value it cannot use."""
+
+
+class CythonOptionError(OptionError):
+    """An option given to pm.cython() has a value it cannot use."""
+
+
+class GraphicsOptionError(OptionError):
+    """A plot option that R's device cannot take (bad format, unit, size...)."""
+
+
+class CacheDirError(PolymagicError, PermissionError):
+    """The cache directory is not private to this user, so loading from it is unsafe."""
+
+
+class HubNameError(PolymagicError, NameError, KeyError):
+    """A language asked the shared namespace for a name it does not hold."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class UnsupportedType(PolymagicError):
+    """A C++ type that cannot cross; the message names it (used for warnings)."""
+
+
+class UnsupportedSignature(UserWarning):
+    """A cell function was not exported because a type in its signature cannot cross."""
 
 
 class ConversionError(PolymagicError, TypeError):
@@ -94,10 +158,37 @@ class JuliaError(ForeignError):
     language = "Julia"
 
 
+class JuliaNameError(JuliaError, KeyError):
+    """Julia's Main has no variable by that name (a KeyError, as with RNameError)."""
+
+    def __str__(self) -> str:
+        return JuliaError.__str__(self)
+
+
 class CppError(ForeignError):
     """A C++ exception that is not a std::exception crossed into Python."""
 
     language = "C++"
+
+
+class CppValueError(CppError, ValueError):
+    """std::invalid_argument (or a subclass) escaped a C++ function."""
+
+
+class CppIndexError(CppError, IndexError):
+    """std::out_of_range (or a subclass) escaped a C++ function."""
+
+
+class CppRuntimeError(CppError, RuntimeError):
+    """std::runtime_error (or a subclass) escaped a C++ function."""
+
+
+class CppStdException(CppError, RuntimeError):
+    """A std::exception that is neither invalid_argument, out_of_range nor runtime_error."""
+
+
+class CppRecursionError(CppError, RecursionError):
+    """Recursion through C++ (to Python and back) nearly exhausted the thread's stack."""
 
 
 class CompileError(PolymagicError):

@@ -12,17 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from .errors import PolymagicError
+from .errors import HubNameError
 from .tracebacks import is_plumbing
 
 _state = {"explicit": None, "ipython": None}
-
-class HubNameError(PolymagicError, NameError, KeyError):
-    """A language asked the shared namespace for a name it does not hold."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
 
 def use_namespace(namespace: dict | None) -> None:
     """Make `namespace` the shared one (None: back to the default rules)."""

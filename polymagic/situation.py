@@ -43,7 +43,7 @@ def report() -> list[tuple[str, str]]:
             ("platform", platform.platform())]
     rows.append(("R home", os.environ.get("R_HOME") or _first_line(_command_output("R", "RHOME"))))
     rows.append(("R version", _first_line(_command_output("R", "--version"))))
-    for compiler in (os.environ.get("CXX", "c++"), os.environ.get("CC", "cc")):
+    for compiler in _compilers():
         rows.append((f"compiler {compiler}", _first_line(_command_output(compiler, "--version"))))
     julia = find_julia()
     rows.append(("julia", julia or "not found (set PYTHON_JULIAPKG_EXE or put julia on PATH)"))
@@ -58,3 +58,15 @@ def main() -> int:
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     return 0
+
+
+def _compilers() -> list[str]:
+    """The C++ and C compilers polymagic would use (polymagic.toolchain's rule)."""
+    from .toolchain import compiler
+    found = []
+    for language in ("c++", "c"):
+        try:
+            found.append(compiler(language))
+        except Exception as missing:  # shown in the report, not raised
+            found.append(f"(none: {missing})")
+    return found

@@ -99,7 +99,8 @@ class RMagics(Magics):
     def _run(self, code: str, args, *, line_mode: bool, print_last: bool):
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.r import R
-        from ..bridges.r.graphics import GraphicsOptionError, RGraphics
+        from ..bridges.r.graphics import RGraphics
+        from ..errors import GraphicsOptionError
         try:
             graphics = RGraphics(args.format, width=args.width, height=args.height,
                                  units=args.units, res=args.res,

@@ -11,13 +11,12 @@ exactly once, when its rpy2 proxy dies.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import sysconfig
 from pathlib import Path
 
-from ..build import cache_key, cached_build, compiler_identity, run_tool
+from ..build import cache_key, cached_build
+from ..toolchain import compiler, compiler_identity, load_extension, python_include_flags, run_tool
 from ..errors import BridgeUnavailable, CompileError
 
 SOURCE = Path(__file__).with_name("r_altrep.c")
@@ -54,7 +53,7 @@ def _load():
     with engine["lock"]:
         if _state["shim"] is None:
             path = _build(_r_version(rinterface))
-            module = _import_extension(path)
+            module = load_extension(MODULE_NAME, path)
             module.register_classes()
             _bind_rpy2(rinterface)
             _state["shim"] = module
@@ -65,21 +64,17 @@ def _r_version(rinterface) -> str:
     return str(rinterface.baseenv["R.version.string"][0])
 
 
-def _compiler() -> str:
-    return (sysconfig.get_config_var("CC") or "cc").split()[0]
-
-
 def _build(r_version: str) -> Path:
     r_home = os.environ["R_HOME"]
     source = SOURCE.read_text()
-    compiler = _compiler()
-    key = cache_key("r_altrep", source, r_home, r_version, compiler_identity(compiler))
+    c_compiler = compiler("c")
+    key = cache_key("r_altrep", source, r_home, r_version, compiler_identity(c_compiler))
     artifact = MODULE_NAME + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
 
     def produce(directory: Path) -> None:
         (directory / "r_altrep.c").write_text(source)
-        command = [compiler, "-O2", "-fPIC", "-shared", "-Wall",
-                   f"-I{sysconfig.get_paths()['include']}", *_r_include_flags(r_home),
+        command = [c_compiler, "-O2", "-fPIC", "-shared", "-Wall",
+                   *python_include_flags(), *_r_include_flags(r_home),
                    "r_altrep.c", "-o", artifact,
                    f"-L{r_home}/lib", "-lR", f"-Wl,-rpath,{r_home}/lib"]
         result = run_tool(command, cwd=directory)
@@ -99,12 +94,7 @@ def _r_include_flags(r_home: str) -> list[str]:
     return flags or [f"-I{r_home}/include"]
 
 
-def _import_extension(path: Path):
-    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, str(path), loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+
 
 
 # ---- rpy2 objects from addresses ------------------------------------------------------

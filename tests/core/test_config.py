@@ -1,7 +1,8 @@
 """POLYMAGIC_* settings are read through one helper that names bad values."""
 import pytest
 
-from polymagic.config import ConfigError, flag, option
+from polymagic.config import flag, option
+from polymagic.errors import ConfigError
 
 
 def test_option_rejects_values_outside_choices(monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 
 from polymagic.bridges.julia import locate as julia_locate
 from polymagic.bridges.julia import JuliaBridge
-from polymagic.config import ConfigError
+from polymagic.errors import ConfigError
 from polymagic.errors import (BridgeUnavailable, ConversionError, CopyRequired,
                               JuliaError, ThreadError)
 from polymagic.marshal import julia as marshal

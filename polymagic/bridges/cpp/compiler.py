@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ... import build
 from ...errors import CompileError
+from ...toolchain import compiler_identity, run_tool
 from . import capi, codegen, signatures
 from .options import CppOptions
 
@@ -28,7 +29,7 @@ def runtime_object(cxx: str) -> Path:
     source = RUNTIME_SOURCE.read_text()
     flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden", f"-I{build.CSRC}"]
     key = build.cache_key("cpp-runtime", source, build.csrc_text(), flags,
-                          build.compiler_identity(cxx))
+                          compiler_identity(cxx))
 
     def produce(staging: Path) -> None:
         _run([cxx, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(staging / "runtime.o")],
@@ -64,7 +65,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
     link = [cxx, "-shared", "-o", str(staging / module_file),
             str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
             *options.link_flags(), "-Wl,-z,defs", "-Wl,--warn-unresolved-symbols"]
-    link_result = build.run_tool(link)
+    link_result = run_tool(link)
     _check_link(link_result, plan)
     if options.verbose:
         for job in (cell_result, glue_result, link_result):
@@ -98,7 +99,7 @@ def _finish(job: subprocess.Popen) -> subprocess.CompletedProcess:
 
 
 def _run(command: list[str], what: str) -> None:
-    result = build.run_tool(command)
+    result = run_tool(command)
     if result.returncode != 0:
         raise CompileError("C++", f"{what} failed:\n{result.stderr}", command)
 

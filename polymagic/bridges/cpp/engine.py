@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from ... import build
-from .options import CppOptions, compiler
+from ...toolchain import compiler, compiler_identity, load_extension
+from .options import CppOptions
 
 __all__ = ["cpp", "CppOptions"]
 
@@ -42,9 +43,9 @@ def load(source: str, options: CppOptions):
     from . import module as cpp_module
     from ...tracebacks import register_source
 
-    cxx = compiler()
+    cxx = compiler("c++")
     key = build.cache_key("cpp", source, options.key_parts(),
-                          build.compiler_identity(cxx),
+                          compiler_identity(cxx),
                           build.sources_digest(Path(__file__).parent))
     if options.force:
         key += f"_forced{os.getpid()}_{os.urandom(4).hex()}"
@@ -59,6 +60,6 @@ def load(source: str, options: CppOptions):
     filename = f"<C++ cell {key[4:12]}>"
     register_source(filename, source)
     cpp_module.warn_skipped(plan)
-    extension = cpp_module.load_extension(module_name, str(library))
+    extension = load_extension(module_name, library)
     return cpp_module.make_module(options.name or filename, extension, plan, source,
                                   filename)

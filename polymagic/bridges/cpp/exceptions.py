@@ -10,27 +10,8 @@ exhausted, or at Python's recursion limit) raises CppRecursionError, a Recursion
 """
 from __future__ import annotations
 
-from ...errors import CppError
-
-
-class CppValueError(CppError, ValueError):
-    """std::invalid_argument (or a subclass) escaped a C++ function."""
-
-
-class CppIndexError(CppError, IndexError):
-    """std::out_of_range (or a subclass) escaped a C++ function."""
-
-
-class CppRuntimeError(CppError, RuntimeError):
-    """std::runtime_error (or a subclass) escaped a C++ function."""
-
-
-class CppStdException(CppError, RuntimeError):
-    """A std::exception that is neither invalid_argument, out_of_range nor runtime_error."""
-
-
-class CppRecursionError(CppError, RecursionError):
-    """Recursion through C++ (to Python and back) nearly exhausted the thread's stack."""
+from ...errors import (CppError, CppIndexError, CppRecursionError, CppRuntimeError,  # noqa: F401
+                       CppStdException, CppValueError)
 
 
 # Kind codes written by runtime.cpp's pm_rt_capture.

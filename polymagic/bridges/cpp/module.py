@@ -8,18 +8,12 @@ vectors into NumPy arrays that own the vector's memory.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import keyword
 import types as pytypes
 import warnings
 
-from ...errors import ConversionError
+from ...errors import ConversionError, UnsupportedSignature
 from . import callbacks, imports, types
-
-
-class UnsupportedSignature(UserWarning):
-    """A cell function was not exported because a type in its signature cannot cross."""
 
 
 def warn_skipped(plan: dict) -> None:
@@ -37,15 +31,6 @@ class ModuleInfo:
     def __init__(self, functions: list, source: str, filename: str):
         self.functions, self.source, self.filename = functions, source, filename
         self.imports = {}  # PM_PYTHON slot -> the function pointer it holds (alive)
-
-
-def load_extension(module_name: str, path: str):
-    """Import the cffi extension module at `path` (its PyInit name is `module_name`)."""
-    loader = importlib.machinery.ExtensionFileLoader(module_name, path)
-    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def make_module(name: str, extension, plan: dict, source: str, filename: str):

@@ -1,11 +1,8 @@
 """The options of a %%cpp build (the magic's flags and pm.cpp's keyword arguments)."""
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 
-from ...errors import BridgeUnavailable
 
 
 class CppOptions:
@@ -69,16 +66,3 @@ def _split(value) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(shlex.split(value))
     return tuple(part for item in value for part in shlex.split(item))
-
-
-def compiler() -> str:
-    """$CXX, else c++, else g++ (a BridgeUnavailable naming how to install one)."""
-    configured = os.environ.get("CXX")
-    if configured:
-        return configured
-    for candidate in ("c++", "g++"):
-        if shutil.which(candidate):
-            return candidate
-    raise BridgeUnavailable("C++", "no C++ compiler found ($CXX is unset; neither c++ "
-                            "nor g++ is on PATH)",
-                            "Install one (Debian: apt-get install -y g++) or set $CXX.")

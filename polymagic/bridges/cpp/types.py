@@ -6,6 +6,8 @@ hit can rebuild the Python side without running libclang again. Each spec has a
 """
 from __future__ import annotations
 
+from ...errors import UnsupportedType
+
 # clang TypeKind name -> (C spelling, C++ spelling, NumPy dtype char, short tag)
 SCALARS = {
     "BOOL": ("_Bool", "bool", "?", "bool"),
@@ -28,8 +30,8 @@ _BY_TAG = {row[3]: row for row in SCALARS.values()}
 DIRECT_KINDS = {"scalar", "void"}
 
 
-class Unsupported(Exception):
-    """A C++ type that cannot cross; the message names it (used for warnings)."""
+# A C++ type that cannot cross (raised while reading signatures, caught there).
+Unsupported = UnsupportedType
 
 
 def scalar(kind_name: str) -> dict:

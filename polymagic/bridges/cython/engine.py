@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -34,8 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-from ...build import cache_key, cached_build, compiler_identity, run_tool
-from ...errors import CompileError, PolymagicError
+from ...build import cache_key, cached_build
+from ...toolchain import compiler_identity, load_extension, run_tool
+from ...toolchain import compiler as toolchain_compiler
+from ...errors import CompileError, CythonOptionError
 
 LANGUAGE = "Cython"
 _MANIFEST = "build.json"
@@ -43,10 +43,6 @@ _MANIFEST = "build.json"
 _CYTHON_LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # extension path -> module, for same-process re-runs
 _EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
-
-
-class CythonOptionError(PolymagicError, ValueError):
-    """An option given to pm.cython() has a value it cannot use."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,11 +216,8 @@ class Toolchain:
 
 
 def _compiler(cplus: bool) -> str:
-    """$CXX / $CC, else the compiler Python was built with, else c++ / cc."""
-    variable = "CXX" if cplus else "CC"
-    configured = os.environ.get(variable) or sysconfig.get_config_var(variable) or ""
-    words = shlex.split(configured)
-    return words[0] if words else ("c++" if cplus else "cc")
+    """The C or C++ compiler, by polymagic.toolchain's one rule."""
+    return toolchain_compiler("c++" if cplus else "c")
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,12 +528,7 @@ def _load_extension(name: str, path: Path):
     key = str(path)
     if key in _LOADED:
         return _LOADED[key]
-    loader = importlib.machinery.ExtensionFileLoader(name, key)
-    spec = importlib.util.spec_from_file_location(name, key, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    sys.modules[name] = module  # so pickle and cdef classes find their module
-    _LOADED[key] = module
+    module = _LOADED[key] = load_extension(name, key)
     return module
 
 

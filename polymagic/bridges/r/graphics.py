@@ -13,13 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ...errors import GraphicsOptionError
+
 FORMATS = ("png", "svg")
 UNITS = ("px", "in", "cm", "mm")
 _PER_INCH = {"in": 1.0, "cm": 2.54, "mm": 25.4}
-
-
-class GraphicsOptionError(ValueError):
-    """A plot option that R's device cannot take (bad format, unit, size...)."""
 
 
 class RGraphics:

@@ -128,17 +128,17 @@ def signals() -> ctypes.CDLL:
 
 
 def _build_signals_shim() -> Path:
-    from ... import build
-    compiler = os.environ.get("CC", "cc")
+    from ... import build, toolchain
+    compiler = toolchain.compiler("c")
     source = _SIGNALS_SOURCE.read_text()
     key = build.cache_key("r_signals", source, build.csrc_text(),
-                          build.compiler_identity(compiler))
+                          toolchain.compiler_identity(compiler))
 
     def produce(directory: Path) -> None:
         command = [compiler, "-O2", "-shared", "-fPIC", f"-I{build.CSRC}",
                    str(_SIGNALS_SOURCE), "-o",
                    str(directory / "r_signals.so")]
-        result = build.run_tool(command)
+        result = toolchain.run_tool(command)
         if result.returncode != 0:
             raise CompileError("C", result.stderr, command)
 
