@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
+from . import buffers
 
 # numpy dtype name -> Julia element type name; same size and layout on both sides.
 JULIA_ELEMENT_TYPES = {
@@ -102,37 +103,15 @@ def julia_element_type(array: np.ndarray) -> str:
     return name
 
 
-def _why_not_a_view(array: np.ndarray) -> str:
-    """Why Julia cannot use `array`'s memory as it is ('' when it can)."""
-    if not array.dtype.isnative:
-        return "its bytes are not in this machine's byte order"
-    if not array.flags.aligned:
-        return "its data is not aligned"
-    if not array.flags.f_contiguous:
-        if array.ndim >= 2 and array.flags.c_contiguous:
-            return ("it is C-ordered (row-major) and Julia arrays are column-major; "
-                    "pass np.asfortranarray(x), or x.T to share it transposed")
-        return "it is not contiguous (a strided slice)"
-    return ""
-
-
 def plan_push(array: np.ndarray, copy: bool | None = None,
               shared_writes: bool = False) -> PushPlan:
     """Decide view or copy for a numpy array going to Julia (copy: None=view if possible,
     True=always copy, False=view or CopyRequired); views are read-only for Julia unless
     `shared_writes`."""
     julia_type = julia_element_type(array)
-    reason = _why_not_a_view(array)
-    if copy is True:
-        return PushPlan(COPY, _fortran_copy(array), julia_type, "copy=True was asked")
-    if reason:
-        if copy is False:
-            raise CopyRequired(f"copy=False, but this {array.dtype} array of shape "
-                               f"{array.shape} must be copied to cross into Julia: {reason}")
+    how, reason = buffers.decide(array, "Julia", copy=copy, shared_writes=shared_writes)
+    if how == buffers.COPY:
         return PushPlan(COPY, _fortran_copy(array), julia_type, reason)
-    if shared_writes and not array.flags.writeable:
-        raise ValueError("shared_writes=True needs a writeable numpy array; this one is "
-                         "read-only")
     kind = VIEW if shared_writes else READONLY_VIEW
     return PushPlan(kind, array, julia_type)
 

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
-from . import r_altrep
+from . import buffers, r_altrep
 from .r_altrep import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
 
 # R's SEXPTYPE codes (Rinternals.h).
@@ -187,32 +187,15 @@ def _array_to_r_dispatch(value, copy, shared_writes):
 
 def _array_to_r(array, copy, shared_writes):
     kind = _VIEW_KINDS.get(array.dtype)
-    if kind is not None and copy is not True:
-        flags = array.flags
-        if flags.f_contiguous:
-            if shared_writes and not flags.writeable:
-                raise ConversionError("shared_writes=True needs a writable array, but "
-                                      "this numpy array is read-only")
-            dims = array.shape if array.ndim > 1 else None
-            return r_altrep.wrap(kind, array, shared_writes, dims, _classes()[kind])
-    if copy is not True:
-        reason = _why_copy(array, kind)
-        if copy is False or shared_writes:
-            wanted = "shared_writes=True" if shared_writes else "copy=False"
-            raise CopyRequired(f"{wanted} was asked, but this numpy array "
-                               f"(dtype {array.dtype}, shape {array.shape}) can only "
-                               f"cross into R as a copy: {reason}")
+    element_problem = "" if kind is not None else (
+        f"R stores numbers as float64, int32 or complex128 (and logicals as int32); "
+        f"{array.dtype} must be converted")
+    how, _ = buffers.decide(array, "R", copy=copy, shared_writes=shared_writes,
+                            element_problem=element_problem)
+    if how == buffers.VIEW:
+        dims = array.shape if array.ndim > 1 else None
+        return r_altrep.wrap(kind, array, shared_writes, dims, _classes()[kind])
     return _array_copy_to_r(array)
-
-
-def _why_copy(array, kind) -> str:
-    if kind is None:
-        return (f"R stores numbers as float64, int32 or complex128 (and logicals as "
-                f"int32); {array.dtype} must be converted")
-    if array.ndim > 1 and array.flags.c_contiguous:
-        return ("it is C-ordered and R arrays are column-major (pass "
-                "np.asfortranarray(x), or x.T to get R's t(x))")
-    return "it is not contiguous in memory"
 
 
 def _array_copy_to_r(array):

@@ -191,7 +191,7 @@ def test_read_only_arrays_become_read_only_views():
     array = np.arange(3.0)
     array.flags.writeable = False
     assert marshal.plan_push(array).kind == marshal.READONLY_VIEW
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(ConversionError, match="read-only"):
         marshal.plan_push(array, shared_writes=True)
 
 
