@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("Cython", reason="Cython is not installed (pip install polymagic[cython])")
 
-from polymagic.bridges.cython import engine as bridge  # noqa: E402
+from polymagic.bridges import cython as bridge  # noqa: E402
 from polymagic.errors import CompileError  # noqa: E402
 
 SUM_CELL = textwrap.dedent("""\
@@ -256,7 +256,7 @@ def test_new_process_loads_from_cache_without_compiling(private_cache):
     bridge.build(SUM_CELL)
     script = textwrap.dedent(f"""\
         import json, sys, numpy as np
-        from polymagic.bridges.cython import engine as bridge
+        from polymagic.bridges import cython as bridge
         result = bridge.build({SUM_CELL!r})
         print(json.dumps([result.cached, result.module.total(np.ones(3)),
                           "Cython.Compiler.Main" in sys.modules]))
@@ -322,12 +322,12 @@ PLAIN_CELL = textwrap.dedent("""\
 # per build: the recorded decision, what exists, and the cell's result.
 FIRST_CELLS_SCRIPT = textwrap.dedent("""\
     import json, sys, numpy as np
-    from polymagic.bridges.cython import engine as bridge
-    from polymagic.build import cache_dir
+    from polymagic.bridges import cython as bridge
+    from polymagic.bridges.cython.toolchain import Toolchain
+    from polymagic.bridges.cython.utility import utility_build
     def report(result, value):
         manifest = json.loads((result.path.parent / "build.json").read_text())
-        utility = bridge._utility_build(bridge.Toolchain.for_options(
-            bridge.make_options(), {{}}))
+        utility = utility_build(Toolchain.for_options(bridge.make_options(), {{}}))
         print(json.dumps({{
             "utility_code": result.utility_code, "cached": result.cached,
             "utility_module": manifest["utility_module"], "value": value,
@@ -389,7 +389,7 @@ def test_failed_background_build_surfaces_on_the_next_memoryview_cell(tmp_path):
     wrapper.chmod(0o755)
     script = textwrap.dedent(f"""\
         import numpy as np
-        from polymagic.bridges.cython import engine as bridge
+        from polymagic.bridges import cython as bridge
         from polymagic.errors import CompileError
         print("plain", bridge.build({PLAIN_CELL!r}).module.fib(10))
         for attempt in range(2):

@@ -1,0 +1,179 @@
+"""One cell build: Cython in this process, then one compiler call, published into the
+cache as <name>.pyx, the extension, build.json and maybe <name>.html."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from ...build import cache_dir, cache_key, cached_build
+from ...errors import CompileError
+from ...toolchain import run_tool
+from .diagnostics import map_c_diagnostics, map_cython_listing
+from .options import CythonOptions, key_options
+from .toolchain import CYTHON_LOCK, EXT_SUFFIX, LANGUAGE, Toolchain
+from .utility import UtilityBuild, utility_build
+
+MANIFEST = "build.json"
+SHARED, INLINE = "shared", "inline"  # where a cell's Cython utility code lives
+
+
+@dataclasses.dataclass
+class Generated:
+    """Cython's output for a cell, in a scratch directory, before it is compiled."""
+
+    mode: str
+    c_file: Path
+    numpy_used: bool
+    warnings: list[str]
+    imports_utility: bool    # the C imports the shared utility module (shared mode)
+    uses_cython_utility: bool  # needs utility code written in Cython (memoryviews)
+
+
+class CellBuild:
+    """Produces a cache entry: <name>.pyx, the extension, build.json, maybe <name>.html.
+
+    A cell's entry is keyed by its inputs and by where its utility code lives: "shared"
+    (it imports Cython's shared utility module) or "inline" (it carries its own, as with
+    Cython's magic). When the shared module is not built yet, a cell that needs no
+    utility code written in Cython (memoryviews, cython.view) is compiled inline at
+    once, and the shared module is built in the background for later cells; a cell
+    with memoryviews waits for the shared module, which is faster for it than compiling
+    ~20k lines of memoryview C into the cell.
+    """
+
+    def __init__(self, source: str, opts: CythonOptions, toolchain: Toolchain,
+                 stamp: float | None):
+        self.source = source
+        self.opts = opts
+        self.toolchain = toolchain
+        parts = (source, key_options(opts), toolchain.key_parts(), stamp)
+        self.keys = {mode: cache_key("cython", *parts, mode) for mode in (SHARED, INLINE)}
+        self.ran = False
+
+    def module_name(self, mode: str) -> str:
+        return self.opts.name or f"_pm_{self.keys[mode]}"
+
+    def artifact(self, mode: str) -> str:
+        return self.module_name(mode) + EXT_SUFFIX
+
+    def cached_path(self) -> Path | None:
+        """The extension of an existing entry for this cell, shared or inline."""
+        for mode in (SHARED, INLINE):
+            path = cache_dir() / self.keys[mode] / self.artifact(mode)
+            if path.exists():
+                return path
+        return None
+
+    def build(self) -> Path:
+        """Run Cython, decide where the utility code lives, compile and publish."""
+        utility = utility_build(self.toolchain)
+        with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
+            generated = self._cythonize(Path(scratch), SHARED, utility.name)
+            if (generated.imports_utility and not generated.uses_cython_utility
+                    and not utility.ready()):
+                generated = self._cythonize(Path(scratch), INLINE, utility.name)
+            # After the cell's Cython runs: the utility's C generation needs the lock.
+            utility.start()
+            if self.opts.verbose:
+                print(f"[polymagic cython] utility code {generated.mode} "
+                      f"({utility.state()})", file=sys.stderr)
+            mode = generated.mode
+            return cached_build(self.keys[mode], self.artifact(mode),
+                                lambda staging: self._produce(staging, generated, utility))
+
+    def _produce(self, staging: Path, generated: Generated,
+                 utility: UtilityBuild) -> None:
+        self.ran = True  # not when another process published this entry meanwhile
+        name = self.module_name(generated.mode)
+        for produced in generated.c_file.parent.glob(f"{name}.*"):
+            produced.rename(staging / produced.name)  # .pyx, .c/.cpp, .html, .lis
+        c_file = staging / generated.c_file.name
+        if generated.imports_utility:
+            utility.raise_failure()  # a failed background build: before compiling
+        c_warnings = self._compile(c_file, staging, generated)
+        if generated.imports_utility:
+            utility.wait()
+        html = staging / f"{name}.html"
+        manifest = {"utility_code": generated.mode,
+                    "utility_module": utility.name if generated.imports_utility else None,
+                    "numpy_include": generated.numpy_used,
+                    "annotation": html.name if html.exists() else None,
+                    "warnings": generated.warnings + c_warnings}
+        (staging / MANIFEST).write_text(json.dumps(manifest))
+        if not self.opts.verbose:
+            c_file.unlink()  # large and regenerable; kept with --verbose for inspection
+        for warning in manifest["warnings"]:
+            print(warning, file=sys.stderr)
+
+    def _cythonize(self, scratch: Path, mode: str, utility_name: str) -> Generated:
+        """Run Cython on the cell in `scratch`, its utility code `mode` (shared/inline)."""
+        name = self.module_name(mode)
+        for stale in scratch.glob("*"):
+            stale.unlink()  # the other mode's output, when Cython runs twice
+        pyx = scratch / f"{name}.pyx"
+        pyx.write_text(self.source, encoding="utf-8")
+        with CYTHON_LOCK:
+            from Cython.Compiler import Errors
+            from Cython.Compiler.Main import (CompilationOptions, Context,
+                                              compile_single, default_options)
+            from Cython.Compiler.UtilityCode import CythonSharedUtilityCode
+            options = CompilationOptions(
+                default_options, cplus=self.toolchain.cplus,
+                language_level=self.opts.language_level, annotate=self.opts.annotate,
+                emit_linenums=True, use_listing_file=True, errors_to_stderr=False,
+                shared_utility_qualified_name=utility_name if mode == SHARED else None,
+                include_path=[os.getcwd(), *self.opts.include_dirs])
+            context = Context.from_options(options)
+            try:
+                result = compile_single(str(pyx), options, name, context=context)
+            except (Errors.PyrexError, Errors.InternalError, Errors.AbortError) as crash:
+                raise CompileError(LANGUAGE, f"Cython failed: {crash}") from crash
+        listing = pyx.with_suffix(".lis")
+        report = listing.read_text(encoding="utf-8") if listing.exists() else ""
+        if result.num_errors or not result.c_file:
+            text, lines = map_cython_listing(report, pyx.name)
+            raise CompileError(LANGUAGE, text or "Cython reported errors", lines=lines)
+        c_file = Path(result.c_file)
+        scope = context.modules.get(name)
+        return Generated(
+            mode=mode, c_file=c_file,
+            # Cython records every module the cell cimports (directly or through a .pxd).
+            numpy_used="numpy" in context.modules,
+            warnings=[line for line in map_cython_listing(report, pyx.name)[0].splitlines()
+                      if line.startswith("cell:")],
+            imports_utility=mode == SHARED and f'"{utility_name}"' in c_file.read_text(
+                encoding="utf-8"),
+            # Utility code written in Cython (the memoryview machinery) is what makes a
+            # cell's C large; Cython queues it on the module scope while analysing.
+            uses_cython_utility=scope is not None and any(
+                isinstance(code, CythonSharedUtilityCode)
+                for code in scope.utility_code_list))
+
+    def _compile(self, c_file: Path, staging: Path, generated: Generated) -> list[str]:
+        """Compile and link in one compiler call; return the warnings about the cell."""
+        tool = self.toolchain
+        numpy_flags = []
+        if generated.numpy_used:
+            import numpy
+            numpy_flags = [f"-I{numpy.get_include()}", *tool.define_numpy]
+        output = staging / self.artifact(generated.mode)
+        command = [tool.compiler, *tool.flags, *numpy_flags, c_file.name,
+                   *self.opts.sources, "-o", output.name, *tool.link_flags]
+        if self.opts.verbose:
+            print("[polymagic cython] " + shlex.join(command), file=sys.stderr)
+        finished = run_tool(command, cwd=staging)
+        text, lines = map_c_diagnostics(finished.stderr + finished.stdout, c_file,
+                                        self.source)
+        if self.opts.verbose and (finished.stderr or finished.stdout):
+            print(finished.stderr + finished.stdout, file=sys.stderr)
+        if finished.returncode != 0:
+            raise CompileError(f"{LANGUAGE} (C compiler)", text or
+                               f"{tool.compiler} exited with {finished.returncode}",
+                               command=command, lines=lines)
+        return [line for line in text.splitlines()
+                if line.startswith("cell:") and ": warning:" in line]
