@@ -8,6 +8,7 @@
     │   └── GraphicsOptionError
     ├── CacheDirError (PermissionError)      the build cache is not private
     ├── HubNameError (NameError, KeyError)   the shared namespace lacks a name
+    ├── MagicNameError (NameError)           a magic option names no Python variable
     ├── ConversionError (TypeError)          a value cannot cross
     │   └── CopyRequired (ValueError)        copy=False, but only a copy can cross
     ├── ThreadError (RuntimeError)           a one-thread runtime entered from another
@@ -28,12 +29,18 @@
 
     Warnings: RWarning, UnsupportedSignature (both UserWarning).
 
+    `also(error, *bases)` makes an error an instance of classes from libraries this
+    module does not import (IPython's UsageError, rpy2's RRuntimeError, RParsingError,
+    RInterpreterError), so code written against those libraries still catches it.
+
 Each foreign failure carries the language, the foreign message, the foreign stack and
 where in the cell it happened; the message is rendered lazily from those parts, so a
 bridge can fill them in as it learns them. Each class also subclasses the builtin whose
 meaning fits, so `except KeyError` or `except ValueError` work as users expect.
 """
 from __future__ import annotations
+
+import threading
 
 
 class PolymagicError(Exception):
@@ -79,6 +86,10 @@ class HubNameError(PolymagicError, NameError, KeyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class MagicNameError(PolymagicError, NameError):
+    """A magic option (`-i`, `-d`, `%Rpush`) names a Python variable that is not defined."""
 
 
 class UnsupportedType(PolymagicError):
@@ -204,6 +215,34 @@ class CompileError(PolymagicError):
     def __str__(self) -> str:
         where = f" at cell line {', '.join(map(str, self.lines))}" if self.lines else ""
         return f"{self.language} compilation failed{where}:\n{self.diagnostics.rstrip()}"
+
+
+_mixed_classes: dict = {}
+_mixed_lock = threading.Lock()
+
+
+def also(error: BaseException, *bases: type) -> BaseException:
+    """`error`, now also an instance of `bases` (classes of other libraries, which
+    polymagic does not import itself), keeping its class name, message and attributes.
+
+    The combined class is made once per combination and pickles as polymagic's own
+    class; bases that `error` is already an instance of are left out."""
+    current = type(error)
+    wanted = tuple(base for base in bases if not isinstance(error, base) and not any(
+        other is not base and issubclass(other, base) for other in bases))  # C3 order
+    if not wanted:
+        return error
+    own = current.__dict__.get("_polymagic_class", current)
+    with _mixed_lock:
+        combined = _mixed_classes.get((current, wanted))
+        if combined is None:
+            combined = _mixed_classes[(current, wanted)] = type(
+                own.__name__, (current, *wanted),
+                {"__module__": own.__module__, "__doc__": own.__doc__,
+                 "_polymagic_class": own,
+                 "__reduce__": lambda self: (own, self.args, self.__dict__)})
+    error.__class__ = combined  # same layout: only the class changes, not the object
+    return error
 
 
 def _excerpt(source: str, line: int, context: int = 1) -> str:
