@@ -1,8 +1,8 @@
 """Errors name the language, the foreign message, the stack and the cell line."""
 import pytest
 
-from polymagic.errors import (BridgeUnavailable, CompileError, CopyRequired, RError,
-                              PolymagicError)
+from polymagic.errors import (BridgeUnavailable, CompileError, ConversionError, CopyRequired,
+                              RError, PolymagicError)
 
 
 def test_foreign_error_renders_language_line_and_stack():
@@ -22,10 +22,15 @@ def test_bridge_unavailable_is_an_import_error_with_a_fix():
     assert str(error) == "Julia is not available: no julia found\ninstall juliaup"
 
 
-def test_copy_required_is_a_value_and_type_error():
-    """copy=False failures can be caught as ValueError or TypeError."""
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("builtin", [ValueError, TypeError])
+def test_copy_required_is_a_value_and_type_error(builtin):
+    """copy=False failures can be caught as ValueError or TypeError (a ConversionError),
+    and keep their message."""
+    with pytest.raises(builtin) as caught:
         raise CopyRequired("C-ordered matrix cannot cross as a view")
+    assert type(caught.value) is CopyRequired
+    assert isinstance(caught.value, ConversionError)
+    assert str(caught.value) == "C-ordered matrix cannot cross as a view"
 
 
 def test_compile_error_lists_cell_lines():
