@@ -4,8 +4,9 @@
 type table), `signatures` (libclang -> exported functions), `codegen` and `capi`
 (extern "C" trampolines, the cffi glue and C-API callers), `compiler` (compiler runs),
 `callbacks` and `imports` (calls between C++ and Python, exceptions across the
-boundary), `module` (the module-like object a cell becomes), and the C++ the cells
-link against (runtime.cpp, include/polymagic.hpp).
+boundary), `module` (the module-like object a cell becomes), `sources` (reads the
+room's C and C++: native/, pasted around the per-cell code, and native/runtime.cpp,
+which every cell links) and the header cells include (include/polymagic.hpp).
 """
 from .engine import CppOptions, cpp, load
 

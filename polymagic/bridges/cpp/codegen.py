@@ -11,61 +11,15 @@ A function the cell declares `PM_PYTHON` (an import from the shared Python names
 gets a C++ definition here that calls through a module-lifetime function-pointer slot,
 `pm_import<j>`, which polymagic.bridges.cpp.imports fills with a Python thunk once the module
 is loaded.
+
+Only the per-cell parts are written here; the fixed C++ and C they are pasted around
+live in native/ (cell_prelude.hpp, function_owner.hpp, glue_cdef.h, glue_preamble.c).
 """
 from __future__ import annotations
 
-from . import capi, types
+from . import capi, sources, types
 
 TRAMPOLINE_FILE = "<polymagic trampolines>"
-
-# The C++ side of pm_buffer must match the cdef below, field by field.
-_PRELUDE = r"""
-#line 1 "<polymagic trampolines>"
-extern "C" {
-void pm_rt_capture(int);
-void pm_rt_check_callback(void);
-void pm_rt_clear_callback(void);
-void pm_rt_stale_callback(void);
-void pm_rt_stack_check(int);
-int pm_python_room(void);
-void pm_rt_unconnected_import(const char*);
-void pm_rt_holder_created(void);
-void pm_rt_holder_destroyed(void);
-struct pm_buffer { void* owner; void* data; unsigned long size; };
-}
-// Owns a returned vector or string for as long as NumPy (or Python) needs its memory.
-struct pm_holder_base {
-    pm_holder_base() { pm_rt_holder_created(); }
-    virtual ~pm_holder_base() { pm_rt_holder_destroyed(); }
-};
-template <class T> struct pm_holder : pm_holder_base {
-    T value;
-    explicit pm_holder(T&& moved) : value(static_cast<T&&>(moved)) {}
-};
-template <class T> static pm_holder<T>* pm_hold(T&& value) {
-    return new pm_holder<T>(static_cast<T&&>(value));
-}
-template <class T> static pm_buffer pm_buffer_of(pm_holder<T>* holder) {
-    return pm_buffer{holder, (void*)holder->value.data(),
-                     (unsigned long)holder->value.size()};
-}
-// What a function-pointer parameter holds during one call: a C function pointer
-// (a cffi pointer passed as such), or a Python callable (PyObject*, called through the
-// module's C-API callers, polymagic/bridges/cpp/capi.py).
-template <class F> struct pm_callback_slot {
-    F c;
-    __UINTPTR_TYPE__ py;
-};
-// Swap a thread-local callback slot for the duration of one call (nests correctly
-// when the callback calls back into the same function).
-template <class F> struct pm_slot_guard {
-    F& slot;
-    F saved;
-    pm_slot_guard(F& target, F value) : slot(target), saved(target) { target = value; }
-    ~pm_slot_guard() { slot = saved; }
-};
-extern "C" void pm_release(void* owner) { delete static_cast<pm_holder_base*>(owner); }
-"""
 
 
 def _callback_types(spec: dict) -> tuple[str, list[str]]:
@@ -193,32 +147,6 @@ def trampoline(function: dict) -> str:
             f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
 
 
-# A std::function made from a Python callable may be kept by C++ after the call (a
-# function pointer may not: see docs/cpp.md). Its copies share one owner; if any copy
-# is still alive when the trampoline returns, the owner takes a reference to the
-# callable (with the GIL) and drops it when the last copy is destroyed.
-_FUNCTION_OWNER = r"""
-#include <memory>
-extern "C" void pm_py_retain(__UINTPTR_TYPE__);
-extern "C" void pm_py_release(__UINTPTR_TYPE__);
-struct pm_py_owner {
-    __UINTPTR_TYPE__ callable;
-    bool owned;
-    ~pm_py_owner() { if (owned) pm_py_release(callable); }
-};
-struct pm_py_keep {
-    std::shared_ptr<pm_py_owner> owner;
-    explicit pm_py_keep(__UINTPTR_TYPE__ callable)
-        : owner(callable ? std::make_shared<pm_py_owner>(pm_py_owner{callable, false})
-                         : nullptr) {}
-    ~pm_py_keep() {
-        if (owner && owner.use_count() > 1) {  // a copy outlives the call
-            pm_py_retain(owner->callable);
-            owner->owned = true;
-        }
-    }
-};
-"""
 
 
 # ------------------------------------------------- PM_PYTHON imports (C++ side)
@@ -331,11 +259,11 @@ def translation_unit(source: str, plan: dict) -> str:
     if not source.endswith("\n"):
         source += "\n"
     imports = plan.get("imports", [])
-    parts = ['#line 1 "cell"\n', source, _PRELUDE, capi.cpp_declarations(plan),
-             _result_assigners(imports)]
+    parts = ['#line 1 "cell"\n', source, sources.text("cell_prelude.hpp"),
+             capi.cpp_declarations(plan), _result_assigners(imports)]
     if any(p["type"]["kind"] == "function" for f in plan["functions"]
            for p in f["params"]):
-        parts.append(_FUNCTION_OWNER)
+        parts.append(sources.text("function_owner.hpp"))
     parts += [import_definition(function) for function in imports]
     parts += [trampoline(function) for function in plan["functions"]]
     return "".join(parts)
@@ -343,13 +271,6 @@ def translation_unit(source: str, plan: dict) -> str:
 
 # ---------------------------------------------------------------- cffi glue (C side)
 
-_CDEF_COMMON = """
-typedef struct { void* owner; void* data; size_t size; } pm_buffer;
-void pm_release(void* owner);
-long pm_rt_live_holders(void);
-void pm_rt_note_callback_error(long handle);
-int pm_py_connect(uintptr_t table);
-"""
 
 
 def _c_param_types(param: dict) -> list[str]:
@@ -435,74 +356,16 @@ def _c_declarations(plan: dict) -> list[str]:
 
 def cdef(plan: dict) -> str:
     """What cffi is told about the module: the trampolines and the runtime's helpers."""
-    return _CDEF_COMMON + "\n".join(_c_declarations(plan)) + "\n"
+    return sources.text("glue_cdef.h") + "\n".join(_c_declarations(plan)) + "\n"
 
 
-# Placed by cffi after its own header, before the generated glue. Every glue function
-# calls the trampoline with the GIL released, then `_cffi_save_errno()`, then re-takes
-# the GIL. We redefine `_cffi_save_errno()` (used only at that one call site, inside
-# the Py_BEGIN/END_ALLOW_THREADS block) to also look at the runtime's thread-local
-# pending error: if the trampoline caught a C++ exception (or a Python exception
-# travelling through C++), Py_BLOCK_THREADS re-takes the GIL (CPython's documented
-# way to leave such a block early) and the glue returns NULL with the Python exception
-# set. The check is one call reading a thread-local int, so functions with scalar
-# arguments and results are exposed as `lib.pm_f<i>` with no Python wrapper at all.
-_GLUE_PREAMBLE = r"""
-typedef struct { void* owner; void* data; size_t size; } pm_buffer;
-void pm_release(void* owner);
-long pm_rt_live_holders(void);
-void pm_rt_note_callback_error(long handle);
-int pm_rt_pending(void);
-int pm_rt_take(int* function, long* handle, const char** type_name,
-               const char** message);
-%(prototypes)s
-
-static PyObject* pm_raise_pending(void) {
-    int function; long handle; const char* type_name; const char* message;
-    int kind = pm_rt_take(&function, &handle, &type_name, &message);
-    PyObject* callbacks = PyImport_ImportModule("polymagic.bridges.cpp.callbacks");
-    if (callbacks == NULL) return NULL;
-    PyObject* error = PyObject_CallMethod(
-        callbacks, "exception_from_cpp", "siilyy", "%(module)s", function, kind,
-        handle, type_name, message);
-    Py_DECREF(callbacks);
-    if (error == NULL) return NULL;
-    PyObject* error_type = PyObject_Type(error);
-    PyErr_SetObject(error_type, error);
-    Py_DECREF(error_type);
-    Py_DECREF(error);
-    return NULL;
-}
-
-/* How many more frames Python may enter on this thread before its recursion limit
-   (runtime.cpp's depth guard reads it before C++ calls Python). Called without the
-   GIL: the thread state is this thread's own, and nothing changes it meanwhile. */
-int pm_python_room(void) {
-    PyThreadState* state = PyGILState_GetThisThreadState();
-    if (state == NULL) return 1 << 30;
-#if PY_VERSION_HEX >= 0x030E0000
-    return state->py_recursion_remaining;
-#elif PY_VERSION_HEX >= 0x030C0000
-    return state->py_recursion_remaining < state->c_recursion_remaining
-        ? state->py_recursion_remaining : state->c_recursion_remaining;
-#elif PY_VERSION_HEX >= 0x030B0000
-    return state->recursion_remaining;
-#else
-    return 1 << 30;  /* 3.10 keeps the limit out of reach without the GIL */
-#endif
-}
-
-static void pm_save_errno(void) { _cffi_save_errno(); }
-#undef _cffi_save_errno
-#define _cffi_save_errno() \
-    pm_save_errno(); \
-    if (pm_rt_pending()) { Py_BLOCK_THREADS return pm_raise_pending(); }
-"""
 
 
 def glue_preamble(plan: dict, module_name: str) -> str:
-    prototypes = "\n".join(_c_declarations(plan))
-    return (_GLUE_PREAMBLE % {"prototypes": prototypes, "module": module_name} +
+    """The C cffi places before its glue: polymagic's fixed glue (native/), the cell's
+    prototypes and its C-API callers."""
+    return (f'#define PM_MODULE_NAME "{module_name}"\n' + sources.text("glue_cdef.h") +
+            sources.text("glue_preamble.c") + "\n".join(_c_declarations(plan)) + "\n" +
             capi.glue_code(plan))
 
 

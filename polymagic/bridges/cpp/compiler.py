@@ -15,10 +15,10 @@ from pathlib import Path
 from ... import build
 from ...errors import CompileError
 from ...toolchain import compiler_identity, run_tool
-from . import capi, codegen, signatures
+from . import capi, codegen, signatures, sources
 from .options import CppOptions
 
-RUNTIME_SOURCE = Path(__file__).with_name("runtime.cpp")
+RUNTIME_SOURCE = sources.NATIVE / "runtime.cpp"
 _CELL_LINE = re.compile(r"^cell:(\d+):(?:\d+:)? (?:fatal )?error", re.MULTILINE)
 _CELL_REF = re.compile(r"\bcell:(\d+)\b")
 _UNDEFINED = re.compile(r"undefined reference to `([^'(]+)")

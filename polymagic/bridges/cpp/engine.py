@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ... import build
 from ...toolchain import compiler, compiler_identity, load_extension
+from ...tracebacks import entry_point
 from .options import CppOptions
 
 __all__ = ["cpp", "CppOptions"]
@@ -23,6 +24,7 @@ MODULE_FILE = "module.so"
 PLAN_FILE = "plan.json"
 
 
+@entry_point
 def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dirs=(),
         include_dirs=(), std: str = "c++17", optimize="2", name: str | None = None,
         force: bool = False, verbose: bool = False):

@@ -1,0 +1,57 @@
+/* The fixed part of a cell module's C glue, placed by cffi after its own header and
+ * before the generated glue (polymagic/bridges/cpp/codegen.py pastes it in after
+ * glue_cdef.h and `#define PM_MODULE_NAME "<module>"`; it is not compiled alone).
+ *
+ * Every glue function calls the trampoline with the GIL released, then
+ * `_cffi_save_errno()`, then re-takes the GIL. We redefine `_cffi_save_errno()` (used
+ * only at that one call site, inside the Py_BEGIN/END_ALLOW_THREADS block) to also look
+ * at the runtime's thread-local pending error: if the trampoline caught a C++ exception
+ * (or a Python exception travelling through C++), Py_BLOCK_THREADS re-takes the GIL
+ * (CPython's documented way to leave such a block early) and the glue returns NULL
+ * with the Python exception set. The check is one call reading a thread-local int, so
+ * functions with scalar arguments and results are exposed as `lib.pm_f<i>` with no
+ * Python wrapper at all. */
+int pm_rt_pending(void);
+int pm_rt_take(int* function, long* handle, const char** type_name,
+               const char** message);
+
+static PyObject* pm_raise_pending(void) {
+    int function; long handle; const char* type_name; const char* message;
+    int kind = pm_rt_take(&function, &handle, &type_name, &message);
+    PyObject* callbacks = PyImport_ImportModule("polymagic.bridges.cpp.callbacks");
+    if (callbacks == NULL) return NULL;
+    PyObject* error = PyObject_CallMethod(
+        callbacks, "exception_from_cpp", "siilyy", PM_MODULE_NAME, function, kind,
+        handle, type_name, message);
+    Py_DECREF(callbacks);
+    if (error == NULL) return NULL;
+    PyObject* error_type = PyObject_Type(error);
+    PyErr_SetObject(error_type, error);
+    Py_DECREF(error_type);
+    Py_DECREF(error);
+    return NULL;
+}
+
+/* How many more frames Python may enter on this thread before its recursion limit
+   (runtime.cpp's depth guard reads it before C++ calls Python). Called without the
+   GIL: the thread state is this thread's own, and nothing changes it meanwhile. */
+int pm_python_room(void) {
+    PyThreadState* state = PyGILState_GetThisThreadState();
+    if (state == NULL) return 1 << 30;
+#if PY_VERSION_HEX >= 0x030E0000
+    return state->py_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return state->py_recursion_remaining < state->c_recursion_remaining
+        ? state->py_recursion_remaining : state->c_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030B0000
+    return state->recursion_remaining;
+#else
+    return 1 << 30;  /* 3.10 keeps the limit out of reach without the GIL */
+#endif
+}
+
+static void pm_save_errno(void) { _cffi_save_errno(); }
+#undef _cffi_save_errno
+#define _cffi_save_errno() \
+    pm_save_errno(); \
+    if (pm_rt_pending()) { Py_BLOCK_THREADS return pm_raise_pending(); }
