@@ -1,6 +1,9 @@
 """The top package is light and lazy; the diagnostics command works."""
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +42,35 @@ def test_dir_lists_lazy_engines():
         polymagic.no_such_thing  # noqa: B018
 
 
-def test_situation_reports_runtimes():
-    """`python -m polymagic situation` prints R, compilers, Julia and the cache dir."""
+def _situation() -> dict:
+    """`python -m polymagic situation`, as {label: value}."""
     out = subprocess.run([sys.executable, "-m", "polymagic", "situation"],
                          capture_output=True, text=True, check=True).stdout
+    return dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)
+                for line in out.splitlines() if line.strip())
+
+
+def test_situation_reports_runtimes(required):
+    """`python -m polymagic situation` prints R, compilers, Julia and the cache dir, and
+    finds what this machine has: R wherever `R` runs (R home holds bin/R), and each
+    runtime POLYMAGIC_REQUIRE names (`make test`: R, a C++ compiler with cffi and
+    libclang, Cython with a C compiler)."""
+    rows = _situation()
     for label in ("R home", "R version", "julia", "cache dir", "package rpy2"):
-        assert label in out, out
+        assert label in rows, rows
+    if "r" in required or shutil.which("R"):
+        assert (Path(rows["R home"]) / "bin" / "R").is_file(), rows["R home"]
+        assert rows["R version"].startswith("R version "), rows["R version"]
+    if "r" in required:
+        assert rows["package rpy2"] != "not installed"
+    compilers = {label: value for label, value in rows.items()
+                 if label.startswith("compiler ")}
+    if {"cpp", "cython"} & required:
+        assert len(compilers) == 2 and "not found" not in compilers.values(), compilers
+        assert not any("(none" in label for label in compilers), compilers
+    if "cpp" in required:
+        assert "not installed" not in (rows["package cffi"], rows["package libclang"]), rows
+    if "cython" in required:
+        assert rows["package Cython"] != "not installed"
+    if "julia" in required:
+        assert not rows["julia"].startswith("not found"), rows["julia"]

@@ -1,5 +1,6 @@
 """The shared namespace: R and Python reach each other's functions, recursion works to
 depth, deep recursion raises RecursionError, and errors carry every layer's frames."""
+import json
 import subprocess
 import sys
 import textwrap
@@ -90,7 +91,7 @@ def test_error_at_the_bottom_shows_every_layer(space):
 
 
 DEEP = textwrap.dedent("""
-    import sys
+    import json, sys
     import polymagic as pm
     sys.setrecursionlimit({limit})
     down_r = pm.R.eval("function(n) if (n == 0) 0 else py$down_py(n - 1) + 1")
@@ -99,19 +100,29 @@ DEEP = textwrap.dedent("""
     try:
         down_py(10 ** 6)
     except RecursionError as error:
-        print("RecursionError", type(error).__name__)
+        kind = type(error).__module__ + "." + type(error).__qualname__
+        print(json.dumps({{"class": kind, "message": str(error)}}))
     print("after:", down_py(10))
 """)
+# What stops each run: Python's own limit, or, with the limit raised, polymagic's guard
+# for entering R (bridges/r/signals.c), before R's own C stack check would.
+PYTHON_LIMIT = "maximum recursion depth exceeded"
+R_ENTRY_GUARD = ("maximum recursion depth exceeded: too little C stack is left to enter R "
+                 "(recursion through R is too deep)")
 
 
-@pytest.mark.parametrize("limit", [1000, 10 ** 6], ids=["default-limit", "raised-limit"])
-def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit):
-    """Python <-> R recursion past the stack raises RecursionError (Python's limit, or
-    R's C stack check when the limit is raised); the process survives and R works."""
+@pytest.mark.parametrize("limit, message", [(1000, PYTHON_LIMIT), (10 ** 6, R_ENTRY_GUARD)],
+                         ids=["default-limit", "raised-limit"])
+def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit, message):
+    """Python <-> R recursion past the stack raises RecursionError: Python's own at
+    its default limit; with the limit raised, polymagic's guard for entering R (its
+    class and message, not R's "C stack usage" error). The process survives and R works."""
     result = subprocess.run([sys.executable, "-c", DEEP.format(limit=limit)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "RecursionError" in result.stdout and "after: 10" in result.stdout, result.stdout
+    caught, after = result.stdout.splitlines()[-2:]
+    assert json.loads(caught) == {"class": "builtins.RecursionError", "message": message}
+    assert after == "after: 10.0", result.stdout
 
 
 def test_recursion_through_python_r_cpp_and_cython_reaches_depth_300(space):
