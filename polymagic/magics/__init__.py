@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..tracebacks import entry_point
+
 # module -> Magics class name; imported only by %load_ext, never by `import polymagic`.
 _MAGIC_CLASSES = {
     "polymagic.magics.r": "RMagics",
@@ -24,7 +26,8 @@ def _magic_classes():
             if missing.name != module_name:  # a real import failure inside the module
                 raise
             continue  # that language's magics are not written yet
-        yield getattr(module, class_name)
+        # errors from a magic reach the notebook without polymagic's frames
+        yield entry_point(getattr(module, class_name))
 
 
 def register(ipython) -> None:

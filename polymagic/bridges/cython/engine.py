@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from ...errors import CythonOptionError
+from ...tracebacks import entry_point
 from .cell import MANIFEST, CellBuild
 from .loading import load_cell, read_annotation
 from .options import CythonOptions, distutils_header, make_options
@@ -51,6 +52,7 @@ class CythonBuild:
     utility_code: str  # "shared": imports Cython's shared utility module; "inline": its own
 
 
+@entry_point
 def cython(source: str, **options):
     """Compile `source` (Cython code) and return the loaded extension module.
 
@@ -61,6 +63,7 @@ def cython(source: str, **options):
     return build(source, **options).module
 
 
+@entry_point
 def build(source: str, **options) -> CythonBuild:
     """Like `cython()`, returning the module with its annotation and build facts."""
     opts = make_options(**options)
