@@ -43,11 +43,12 @@ def test_dir_lists_lazy_engines():
 
 
 def _situation() -> dict:
-    """`python -m polymagic situation`, as {label: value}."""
+    """`python -m polymagic situation`, as {label: value}; each line must be one row."""
     out = subprocess.run([sys.executable, "-m", "polymagic", "situation"],
                          capture_output=True, text=True, check=True).stdout
-    return dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)
-                for line in out.splitlines() if line.strip())
+    rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines()]
+    assert all(len(row) == 2 for row in rows), f"not one 'label  value' row a line:\n{out}"
+    return dict(rows)
 
 
 def test_situation_reports_runtimes(required):

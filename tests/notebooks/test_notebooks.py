@@ -83,15 +83,20 @@ def _matches(expected: str, line: str) -> bool:
 def own_lines(cell) -> list[str]:
     """The lines a cell itself showed: stream text, text/plain of results and displays,
     its error's message; lines holding a marker (echoed source) left out."""
-    lines = []
+    texts, stream = [], None
     for output in cell.get("outputs", []):
+        if output.output_type == "stream" and output.name == stream:
+            texts[-1] += output.text  # one print may reach us in two messages
+            continue
+        stream = output.get("name") if output.output_type == "stream" else None
         if output.output_type == "stream":
-            lines += output.text.splitlines()
+            texts.append(output.text)
         elif output.output_type in ("execute_result", "display_data"):
-            lines += output.data.get("text/plain", "").splitlines()
+            texts.append(output.data.get("text/plain", ""))
         elif output.output_type == "error":
-            lines += output.evalue.splitlines()
-    return [line for line in lines if not MARKER.search(line)]
+            texts.append(output.evalue)
+    return [line for text in texts for line in text.splitlines()
+            if not MARKER.search(line)]
 
 
 def frames(error) -> list[str]:
@@ -240,6 +245,15 @@ def test_an_expect_matches_a_whole_line_not_a_part():
     assert cell_problems(exact, set()) == []
     wrong = _cell(exact.source, _stream("0 spikes found, 0% of the planted ones\n"))
     assert cell_problems(wrong, set())
+
+
+def test_a_line_flushed_in_two_stream_messages_is_one_line():
+    """The kernel may send `R called Python: 144.0` as two stream messages: still one line."""
+    cell = _cell("print('R called Python:', x)  # expect: R called Python: 144.0",
+                 _stream("R called Python:"), _stream(" 144.0\n"))
+    assert cell_problems(cell, set()) == []
+    two_lines = _cell("print(1); print(2)  # expect: 12", _stream("1\n"), _stream("2\n"))
+    assert cell_problems(two_lines, set())
 
 
 def test_an_expect_is_checked_only_against_its_own_cell():
