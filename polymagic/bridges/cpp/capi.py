@@ -29,26 +29,9 @@ The Python objects the C needs sit in one tuple, the module's table, set once by
 from __future__ import annotations
 
 from . import sources, types
+from .types import Scalar, Void, caller_name, kind_of
 
 from .callbacks import C_API_TABLE_HEAD as TABLE_HEAD
-
-_SIGNED_LIMITS = {"int8": ("SCHAR_MIN", "SCHAR_MAX"), "short": ("SHRT_MIN", "SHRT_MAX"),
-                  "int": ("INT_MIN", "INT_MAX"), "long": ("LONG_MIN", "LONG_MAX"),
-                  "longlong": ("LLONG_MIN", "LLONG_MAX"), "bool": ("0", "1")}
-_UNSIGNED_LIMITS = {"uint8": "UCHAR_MAX", "ushort": "USHRT_MAX", "uint": "UINT_MAX",
-                    "ulong": "ULONG_MAX", "ulonglong": "ULLONG_MAX"}
-
-
-def signature_key(spec: dict) -> tuple:
-    """(result tag or None, argument tags) of a fnptr/std::function parameter spec."""
-    return spec["ret"], tuple(spec["args"])
-
-
-def caller_name(key: tuple) -> str:
-    """`pm_pycall_double__double_int`: the C caller for one callback signature."""
-    ret, args = key
-    return f"pm_pycall_{ret or 'void'}__{'_'.join(args) or 'void'}"
-
 
 def import_caller_name(function: dict) -> str:
     return f"{function['slot']}_call"
@@ -56,8 +39,8 @@ def import_caller_name(function: dict) -> str:
 
 def is_fast_import(function: dict) -> bool:
     """Arithmetic parameters and an arithmetic or void result: called through C."""
-    return all(p["type"]["kind"] == "scalar" for p in function["params"]) and \
-        function["ret"]["kind"] in ("scalar", "void")
+    return all(isinstance(kind_of(p["type"]), Scalar) for p in function["params"]) \
+        and isinstance(kind_of(function["ret"]), (Scalar, Void))
 
 
 def layout(plan: dict) -> dict:
@@ -65,8 +48,9 @@ def layout(plan: dict) -> dict:
     signatures = []
     for function in plan["functions"]:
         for param in function["params"]:
-            if param["type"]["kind"] in ("fnptr", "function"):
-                key = signature_key(param["type"])
+            kind = kind_of(param["type"])
+            if kind.callback:
+                key = kind.signature_key()
                 if key not in signatures:
                     signatures.append(key)
     fast = [f for f in plan.get("imports", []) if is_fast_import(f)]
@@ -84,10 +68,6 @@ def plan_entry(plan: dict) -> dict:
 
 # ------------------------------------------------------------------ C declarations
 
-def _cpp_type(tag: str | None) -> str:
-    return "void" if tag is None else types.cpp_name(tag)
-
-
 def _c_type(tag: str | None) -> str:
     return "void" if tag is None else types.c_name(tag)
 
@@ -104,7 +84,7 @@ def cpp_declarations(plan: dict) -> str:
         lines.append(f"int {caller_name(key)}({', '.join(params)});")
     for function in shape["imports"]:
         params = [types.cpp_name(p["type"]["tag"]) for p in function["params"]]
-        if function["ret"]["kind"] == "scalar":
+        if isinstance(kind_of(function["ret"]), Scalar):
             params.append(f"{types.cpp_name(function['ret']['tag'])}*")
         lines.append(f"int {import_caller_name(function)}({', '.join(params) or 'void'});")
     if not lines:
@@ -114,44 +94,11 @@ def cpp_declarations(plan: dict) -> str:
 
 # ------------------------------------------------------------------ the C (glue side)
 
-
-
-def _box(tag: str, name: str) -> str:
-    """C expression: a new Python object for C value `name` (as cffi converts it)."""
-    if tag in ("double", "float"):
-        return f"PyFloat_FromDouble((double){name})"
-    if tag == "bool":
-        return f"PyBool_FromLong({name})"
-    if tag in _UNSIGNED_LIMITS:
-        return f"PyLong_FromUnsignedLongLong((unsigned long long){name})"
-    return f"PyLong_FromLongLong((long long){name})"
-
-
-def _unbox(tag: str, converter: str) -> str:
-    """C statements: `result` (a Python object) into `*out`; `goto done` on error."""
-    c_type = types.c_name(tag)
-    if tag in ("double", "float"):
-        # cffi converts with PyFloat_AsDouble too (ints, NumPy floats, __float__).
-        return ("        double number = PyFloat_AsDouble(result);\n"
-                "        if (number == -1.0 && PyErr_Occurred()) goto done;\n"
-                f"        *out = ({c_type})number;\n")
-    if tag in _UNSIGNED_LIMITS:
-        return ("        unsigned long long number;\n"
-                f"        if (pm_unsigned_result(result, {converter}, "
-                f"{_UNSIGNED_LIMITS[tag]}, &number)) goto done;\n"
-                f"        *out = ({c_type})number;\n")
-    low, high = _SIGNED_LIMITS[tag]
-    return ("        long long number;\n"
-            f"        if (pm_signed_result(result, {converter}, {low}, {high}, &number)) "
-            f"goto done;\n"
-            f"        *out = ({c_type})number;\n")
-
-
 def _call_body(args: list, ret: str | None, target: str, converter: str,
                void_must_be_none: bool) -> str:
     """The GIL-held part of a caller: box, call `target`, unbox, clean up."""
     count = len(args)
-    boxes = "".join(f"    argv[{i + 1}] = {_box(tag, f'x{i}')};\n"
+    boxes = "".join(f"    argv[{i + 1}] = {Scalar.of(tag).c_box(f'x{i}')};\n"
                     f"    if (argv[{i + 1}] == NULL) goto done;\n"
                     for i, tag in enumerate(args))
     if ret is None and void_must_be_none:
@@ -161,7 +108,7 @@ def _call_body(args: list, ret: str | None, target: str, converter: str,
     elif ret is None:
         unbox = ""
     else:
-        unbox = _unbox(ret, converter)
+        unbox = Scalar.of(ret).c_unbox(converter)
     return (f"    PyObject* argv[{count + 1}] = {{NULL}};\n"
             f"    PyObject* result = NULL;\n    int status = -1;\n"
             f"{boxes}"
@@ -180,15 +127,15 @@ def _signature_caller(key: tuple, index: int) -> str:
         params.append(f"{_c_type(ret)}* out")
     converter = f"PM_TABLE({len(TABLE_HEAD) + index})"
     return (f"int {caller_name(key)}({', '.join(params)}) {{\n"
-            f"    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            "    PyGILState_STATE gil = PyGILState_Ensure();\n"
             + _call_body(list(args), ret, "(PyObject*)callable", converter, True) +
-            f"    PyGILState_Release(gil);\n    return status;\n}}\n")
+            "    PyGILState_Release(gil);\n    return status;\n}\n")
 
 
 def _import_caller(function: dict, index: int, signatures: int) -> str:
     args = [p["type"]["tag"] for p in function["params"]]
     result = function["ret"]
-    ret = result["tag"] if result["kind"] == "scalar" else None
+    ret = result["tag"] if isinstance(kind_of(result), Scalar) else None
     params = [f"{_c_type(a)} x{i}" for i, a in enumerate(args)]
     if ret is not None:
         params.append(f"{_c_type(ret)}* out")
@@ -201,8 +148,8 @@ def _import_caller(function: dict, index: int, signatures: int) -> str:
     body = body.replace("done:\n", "done:\n    Py_XDECREF(target);\n", 1)
     return (f"int {import_caller_name(function)}({', '.join(params) or 'void'}) {{\n"
             f"    if (pm_table == NULL) return 1;\n"
-            f"    PyGILState_STATE gil = PyGILState_Ensure();\n"
-            + body + f"    PyGILState_Release(gil);\n    return status;\n}}\n")
+            "    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            + body + "    PyGILState_Release(gil);\n    return status;\n}\n")
 
 
 def glue_code(plan: dict) -> str:

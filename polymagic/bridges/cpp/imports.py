@@ -16,10 +16,7 @@ holds for the life of the process.
 """
 from __future__ import annotations
 
-import operator
-
 from ... import hub
-from ...errors import ConversionError
 from . import callbacks, types
 
 
@@ -46,7 +43,7 @@ def connect(info, ffi, lib, imports: list, plan_c_api: dict) -> None:
     Imports with arithmetic types have no slot: the module's C glue calls Python
     for them (capi.py; `connect_c_api` gave it `result_converter`s); they
     are listed in `info.imports` under the name of their C caller."""
-    converters = _Converters(ffi, lib)
+    context = types.Context(ffi, lib)
     served_by_c = {entry["index"]: entry["caller"] for entry in plan_c_api["imports"]}
     pointers = {}
     for function in imports:
@@ -54,147 +51,53 @@ def connect(info, ffi, lib, imports: list, plan_c_api: dict) -> None:
             pointers[function["slot"]] = served_by_c[function["index"]]
             continue
         from .codegen import c_slot_type
-        thunk = _thunk(function, converters)
         pointer = callbacks.function_pointer(ffi, lib, c_slot_type(function),
-                                             thunk)
+                                             _thunk(function, context))
         setattr(lib, function["slot"], pointer)
         pointers[function["slot"]] = pointer
     info.imports = pointers
 
 
-def _thunk(function: dict, converters: "_Converters"):
-    """Generate `def fib_py(a0): return _lookup("fib_py", "C++")(a0)` plus the
-    conversions its types need (strings, spans, results Python must not guess)."""
+def _thunk(function: dict, context: types.Context):
+    """Generate `def pm_python_f(a0, a1, a1_n): return _lookup("f", "C++")(a0, _a1(a1,
+    a1_n))` with the conversions each parameter's and the result's kind give."""
+    namespace = {"_lookup": hub.lookup}
     formals, actuals = [], []
-    specs = []
     for position, param in enumerate(function["params"]):
-        spec, name = param["type"], f"a{position}"
-        specs.append(spec)
-        if spec["kind"] == "scalar":
-            formals.append(name)
-            actuals.append(name)
-        elif spec["kind"] == "cstr":
-            formals.append(name)
-            actuals.append(f"_c.cstr({name})")
-        elif spec["kind"] == "string":
-            formals += [name, f"{name}_n"]
-            actuals.append(f"_c.string({name}, {name}_n)")
-        else:  # span
-            formals += [name, f"{name}_n"]
-            actuals.append(f"_c.span({name}, {name}_n, _specs[{position}])")
-    if function["ret"]["kind"] in ("string", "vector"):
-        formals.append("out")  # where the C++ result object is, to assign it
+        kind = types.kind_of(param["type"])
+        names = kind.thunk_formals(f"a{position}")
+        formals += names
+        converter = kind.thunk_converter(context)
+        if converter is None:
+            actuals += names
+        else:
+            namespace[f"_a{position}"] = converter
+            actuals.append(f"_a{position}({', '.join(names)})")
+    result = types.kind_of(function["ret"])
+    namespace["_result"] = result.python_result(context, function)
     call = f"_lookup({function['name']!r}, 'C++')({', '.join(actuals)})"
-    body = _result_statement(function, call)
+    if result.held:
+        formals.append("out")  # where the C++ result object is, to fill it in place
+        body = f"_result({call}, out)"
+    elif isinstance(result, types.Void):
+        body = call  # whatever Python returns is ignored, as C++ declared void
+    elif namespace["_result"] is not None:
+        body = f"return _result({call})"
+    else:
+        body = f"return {call}"
     thunk_name = f"pm_python_{function['name']}"
     text = f"def {thunk_name}({', '.join(formals)}):\n    {body}\n"
-    namespace = {"_lookup": hub.lookup, "_c": converters, "_specs": specs,
-                 "_function": function}
-    exec(compile(text, callbacks.plumbing_filename(f"PM_PYTHON {function['name']}"), "exec"),
-         namespace)
+    exec(compile(text, callbacks.plumbing_filename(f"PM_PYTHON {function['name']}"),
+                 "exec"), namespace)
     return namespace[thunk_name]
 
 
 def result_converter(function: dict, ffi):
     """For the C caller of an arithmetic import: a result that is not an exact int
-    (or bool) -> an int (bool) by this module's rules, then cffi's range check; None
-    where C converts every result itself (float, double, void)."""
-    result = function["ret"]
-    if result["kind"] == "void" or result["tag"] in ("float", "double"):
+    (or bool) -> an int (bool) by the result kind's rules, then cffi's range check;
+    None where C converts every result itself (float, double, void)."""
+    rule = types.kind_of(function["ret"]).python_result(types.Context(ffi, None), function)
+    if rule is None:
         return None
-    to_c = callbacks.c_value(ffi, result["tag"])
-    if result["tag"] == "bool":
-        converters = _Converters(ffi, None)
-        return lambda value: to_c(converters.bool_result(value, function))
-    return lambda value: to_c(_Converters.int_result(value, function))
-
-
-def _result_statement(function: dict, call: str) -> str:
-    result = function["ret"]
-    kind = result["kind"]
-    if kind == "void":
-        return f"{call}"
-    if kind in ("string", "vector"):
-        return f"_c.{kind}_result({call}, out, _function)"
-    if result["tag"] == "bool":
-        return f"return _c.bool_result({call}, _function)"
-    if result["tag"] in ("float", "double"):
-        return f"return {call}"  # cffi takes int, float and NumPy floats itself
-    return f"return _c.int_result({call}, _function)"
-
-
-class _Converters:
-    """Conversions used by the thunks of one module (bound to its ffi and lib)."""
-
-    def __init__(self, ffi, lib):
-        import numpy
-        self.numpy, self.ffi, self.lib = numpy, ffi, lib
-
-    def cstr(self, pointer):
-        return self.ffi.string(pointer).decode("utf-8", "surrogateescape")
-
-    def string(self, pointer, size):
-        return self.ffi.unpack(pointer, size).decode("utf-8", "surrogateescape")
-
-    def span(self, pointer, size, spec):
-        """A NumPy view of the C++ span (valid during the call), read-only if const."""
-        dtype = self.numpy.dtype(types.dtype_char(spec["tag"]))
-        if size == 0:
-            return self.numpy.empty(0, dtype)
-        view = self.numpy.frombuffer(self.ffi.buffer(pointer, size * dtype.itemsize),
-                                     dtype)
-        if spec["const"]:
-            view.flags.writeable = False
-        return view
-
-    @staticmethod
-    def int_result(value, function):
-        if type(value) is int:
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # R's numbers are doubles: 3.0 is a fine int
-        try:
-            return operator.index(value)  # NumPy integers, bool
-        except TypeError:
-            raise _result_error(function, value) from None
-
-    def bool_result(self, value, function):
-        if isinstance(value, (bool, int, self.numpy.bool_)):
-            return bool(value)
-        raise _result_error(function, value)
-
-    def string_result(self, value, out, function):
-        if isinstance(value, str):
-            value = value.encode("utf-8", "surrogateescape")
-        elif not isinstance(value, bytes):
-            raise _result_error(function, value)
-        self.lib.pm_assign_string(out, value, len(value))
-
-    def vector_result(self, value, out, function):
-        """Copy a NumPy array (or a sequence) into the std::vector C++ returns."""
-        tag = function["ret"]["tag"]
-        dtype = self.numpy.dtype(types.dtype_char(tag))
-        try:
-            array = self.numpy.ascontiguousarray(value, dtype=dtype)
-        except (TypeError, ValueError):
-            raise _result_error(function, value) from None
-        if array.ndim != 1:
-            raise _result_error(function, value)
-        assign = getattr(self.lib, f"pm_assign_vector_{tag}")
-        assign(out, self.ffi.from_buffer(f"{types.c_name(tag)}[]", array), array.size)
-
-
-def _result_error(function: dict, value) -> ConversionError:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return ConversionError(
-        f"C++ declared {describe(function)} (cell line {function['line']}), but the "
-        f"Python side returned {shown} ({type(value).__name__}), which is not a "
-        f"{types.describe(function['ret'])}")
-
-
-def describe(function: dict) -> str:
-    """'PM_PYTHON double fib_py(int n)', for messages."""
-    params = ", ".join(f"{types.describe(p['type'])} {p['name']}"
-                       for p in function["params"])
-    return f"PM_PYTHON {types.describe(function['ret'])} {function['name']}({params})"
+    to_c = callbacks.c_value(ffi, function["ret"]["tag"])
+    return lambda value: to_c(rule(value))

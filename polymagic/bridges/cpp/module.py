@@ -9,10 +9,11 @@ vectors into NumPy arrays that own the vector's memory.
 from __future__ import annotations
 
 import keyword
+import re
 import types as pytypes
 import warnings
 
-from ...errors import ConversionError, UnsupportedSignature
+from ...errors import UnsupportedSignature
 from . import callbacks, imports, types
 
 
@@ -50,51 +51,51 @@ def make_module(name: str, extension, plan: dict, source: str, filename: str):
     module.__skipped__ = list(plan["skipped"])
     module.__exports__ = [f["export"] for f in plan["functions"]]
     module.__imports__ = info.imports
-    helpers = _Helpers(ffi, lib)
+    context = types.Context(ffi, lib)
     for function in plan["functions"]:
-        setattr(module, function["export"], _callable(function, lib, helpers))
+        setattr(module, function["export"], _callable(function, lib, context))
     return module
 
 
-def _callable(function: dict, lib, helpers: "_Helpers"):
+def _callable(function: dict, lib, context: types.Context):
     raw = getattr(lib, function["symbol"])
-    kinds = {p["type"]["kind"] for p in function["params"]} | {function["ret"]["kind"]}
-    if kinds <= types.DIRECT_KINDS:
+    kinds = [types.kind_of(p["type"]) for p in function["params"]]
+    if all(kind.direct for kind in kinds) and types.kind_of(function["ret"]).direct:
         return raw
-    return _wrapper(function, raw, helpers)
+    return _wrapper(function, raw, context)
 
 
 def _python_name(name: str) -> str:
-    return f"{name}_" if keyword.iskeyword(name) or name in _RESERVED else name
+    reserved = name in ("_raw", "_result", "_wrapper") or re.fullmatch(r"_a\d+", name)
+    return f"{name}_" if keyword.iskeyword(name) or reserved else name
 
 
-_RESERVED = {"_raw", "_h", "_specs"}
-
-
-def _wrapper(function: dict, raw, helpers: "_Helpers"):
-    """Generate `def f(a, b): return _h.result(_raw(_h.array(a, ...), b))`."""
+def _wrapper(function: dict, raw, context: types.Context):
+    """Generate `def f(a, b): return _result(_raw(*_a0(a), b))`: each parameter's
+    kind gives its converter (`_a<i>`), the result's kind the result's (`_result`)."""
     names = [_python_name(p["name"]) for p in function["params"]]
     if len(set(names)) != len(names):
         names = [f"arg{i}" for i in range(len(names))]
-    specs, actuals = [], []
-    for name, param in zip(names, function["params"]):
-        spec = dict(param["type"], function=function["export"], param=param["name"])
-        specs.append(spec)
-        convert = _ARGUMENT_CONVERTERS.get(spec["kind"])
-        actuals.append(f"{name}" if convert is None else
-                       f"{'*' if spec['kind'] in _TWO_ARGUMENTS else ''}"
-                       f"_h.{convert}({name}, _specs[{len(specs) - 1}])")
+    namespace, actuals = {"_raw": raw}, []
+    for position, (name, param) in enumerate(zip(names, function["params"])):
+        kind = types.kind_of(param["type"])
+        where = f"{function['export']}(): argument {param['name']!r}"
+        converter = kind.argument_converter(context, where)
+        if converter is None:
+            actuals.append(name)
+            continue
+        namespace[f"_a{position}"] = converter
+        actuals.append(f"{'*' if kind.arity == 2 else ''}_a{position}({name})")
     call = f"_raw({', '.join(actuals)})"
-    result = function["ret"]
-    convert = _RESULT_CONVERTERS.get(result["kind"])
-    body = f"return {call}" if convert is None else \
-        f"return _h.{convert}({call}, _specs[{len(specs)}])"
-    specs.append(dict(result, function=function["export"]))
-    text = f"def {function['export']}({', '.join(names)}):\n    {body}\n"
-    namespace = {"_raw": raw, "_h": helpers, "_specs": specs}
-    exec(compile(text, callbacks.plumbing_filename(f"wrapper of {function['export']}"), "exec"),
-         namespace)
-    wrapper = namespace[function["export"]]
+    namespace["_result"] = types.kind_of(function["ret"]).result_converter(context)
+    body = f"return {call}" if namespace["_result"] is None else f"return _result({call})"
+    # Defined under a fixed name, so that a C++ function called `_raw` cannot shadow
+    # the names the body uses; it is then named after its function.
+    text = f"def _wrapper({', '.join(names)}):\n    {body}\n"
+    exec(compile(text, callbacks.plumbing_filename(f"wrapper of {function['export']}"),
+                 "exec"), namespace)
+    wrapper = namespace["_wrapper"]
+    wrapper.__name__ = wrapper.__qualname__ = function["export"]
     wrapper.__doc__ = _signature_text(function)
     return wrapper
 
@@ -104,108 +105,3 @@ def _signature_text(function: dict) -> str:
                        for p in function["params"])
     return f"{types.describe(function['ret'])} {function['name']}({params})  " \
            f"[C++, cell line {function['line']}]"
-
-
-# Kinds whose converter gives two trampoline arguments.
-_TWO_ARGUMENTS = ("span", "string", "fnptr", "function")
-_ARGUMENT_CONVERTERS = {"array": "array", "span": "span", "cstr": "cstr",
-                        "string": "string", "fnptr": "callback", "function": "callback"}
-_RESULT_CONVERTERS = {"cstr": "from_cstr", "string": "take_string",
-                      "vector": "take_vector"}
-
-
-class _Helpers:
-    """Conversions used by the generated wrappers of one module (bound to its ffi)."""
-
-    def __init__(self, ffi, lib):
-        import numpy
-        self.numpy, self.ffi, self.lib = numpy, ffi, lib
-
-    def _checked_array(self, value, spec):
-        numpy = self.numpy
-        where = f"{spec['function']}(): argument {spec['param']!r}"
-        expected = numpy.dtype(types.dtype_char(spec["tag"]))
-        wanted = f"{types.describe(spec)} takes a NumPy array of {expected}"
-        if not isinstance(value, numpy.ndarray):
-            raise ConversionError(f"{where}: C++ {wanted}, got {type(value).__name__}")
-        if value.dtype != expected:
-            raise ConversionError(f"{where}: C++ {wanted}, got an array of {value.dtype} "
-                                  f"(convert it with .astype({expected.name!r}), a copy)")
-        if not value.flags.c_contiguous:
-            raise ConversionError(f"{where}: C++ {wanted} in contiguous memory; this "
-                                  f"array is strided (np.ascontiguousarray copies it)")
-        if not spec["const"] and not value.flags.writeable:
-            raise ConversionError(f"{where}: C++ {types.describe(spec)} may write to the "
-                                  f"array, but it is read-only (use a const pointer "
-                                  f"in C++, or pass a writable array)")
-        return value
-
-    def _pointer(self, value, spec):
-        cdecl = f"{types.c_name(spec['tag'])}[]"
-        return self.ffi.from_buffer(cdecl, value, require_writable=not spec["const"])
-
-    def array(self, value, spec):
-        return self._pointer(self._checked_array(value, spec), spec)
-
-    def span(self, value, spec):
-        value = self._checked_array(value, spec)
-        return self._pointer(value, spec), value.size
-
-    def cstr(self, value, spec):
-        data = self._bytes(value, spec)
-        if b"\0" in data:
-            raise ConversionError(f"{spec['function']}(): argument {spec['param']!r} "
-                                  f"contains a NUL character, which ends a const char*")
-        return data
-
-    def string(self, value, spec):
-        data = self._bytes(value, spec)
-        return data, len(data)
-
-    @staticmethod
-    def _bytes(value, spec):
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        if isinstance(value, bytes):
-            return value
-        raise ConversionError(f"{spec['function']}(): argument {spec['param']!r} is a "
-                              f"C++ {types.describe(spec)}: pass a str, got "
-                              f"{type(value).__name__}")
-
-    def callback(self, value, spec):
-        """(C function pointer, callable's address): a cffi function pointer of the
-        parameter's type is passed as such; any other callable is called by the
-        module's C glue (polymagic/bridges/cpp/capi.py), which holds no reference to it:
-        the call (this wrapper's argument) keeps it alive."""
-        if isinstance(value, self.ffi.CData) and \
-                self.ffi.typeof(value) == self.ffi.typeof(types.callback_cdecl(spec)):
-            return value, 0
-        if not callable(value):
-            raise ConversionError(f"{spec['function']}(): argument {spec['param']!r} is "
-                                  f"a C++ {types.describe(spec)}: pass a callable, got "
-                                  f"{type(value).__name__}")
-        return self.ffi.NULL, id(value)
-
-    def from_cstr(self, pointer, spec):
-        if pointer == self.ffi.NULL:
-            return None
-        return self.ffi.string(pointer).decode("utf-8", "surrogateescape")
-
-    def take_string(self, buffer, spec):
-        try:
-            data = self.ffi.unpack(self.ffi.cast("char *", buffer.data), buffer.size)
-        finally:
-            self.lib.pm_release(buffer.owner)
-        return data.decode("utf-8", "surrogateescape")
-
-    def take_vector(self, buffer, spec):
-        """A NumPy array over the vector's own memory; freed when the array is."""
-        dtype = self.numpy.dtype(types.dtype_char(spec["tag"]))
-        if buffer.size == 0:
-            self.lib.pm_release(buffer.owner)
-            return self.numpy.empty(0, dtype)
-        owner, release = buffer.owner, self.lib.pm_release
-        data = self.ffi.gc(self.ffi.cast("char *", buffer.data),
-                           lambda _data: release(owner))
-        memory = self.ffi.buffer(data, buffer.size * dtype.itemsize)
-        return self.numpy.frombuffer(memory, dtype)

@@ -95,12 +95,6 @@ def _is_python_import(cursor, cindex) -> bool:
                for child in cursor.get_children())
 
 
-# Types a PM_PYTHON function may use: Python must be able to build the C++ result and
-# to read every argument (a bare T* has no length, so arrays come as std::span).
-_IMPORT_PARAM_KINDS = {"scalar", "span", "cstr", "string"}
-_IMPORT_RESULT_KINDS = {"void", "scalar", "string", "vector"}
-
-
 def _imports(imported: dict, defined: set, cindex) -> tuple[list, list]:
     """The plan entries of the PM_PYTHON functions, and why any cannot be one."""
     imports, errors = [], []
@@ -127,15 +121,14 @@ def _import(cursor, cindex) -> dict:
         raise Unsupported("a PM_PYTHON function cannot be noexcept (Python exceptions "
                           "unwind through it)")
     function = _function(cursor, cindex)
+    # Python must be able to read every argument (a bare T* has no length, so arrays
+    # come as std::span) and to build the C++ result: each kind says whether it can.
     for param in function["params"]:
-        kind = param["type"]["kind"]
-        if kind not in _IMPORT_PARAM_KINDS:
-            hint = ("declare it std::span<T> so that Python gets the length"
-                    if kind == "array" else "Python functions take arithmetic values, "
-                    "std::span<T>, const char* and strings")
+        kind = types.kind_of(param["type"])
+        if kind.import_param_hint is not None:
             raise Unsupported(f"parameter {param['name']!r} has type "
-                              f"'{types.describe(param['type'])}': {hint}")
-    if function["ret"]["kind"] not in _IMPORT_RESULT_KINDS:
+                              f"'{kind.cpp()}': {kind.import_param_hint}")
+    if not types.kind_of(function["ret"]).import_result:
         raise Unsupported(f"its result type '{types.describe(function['ret'])}' cannot "
                           f"be made from a Python value (return std::string instead "
                           f"of const char*: Python owns the memory of its strings)")
@@ -218,7 +211,8 @@ def _name_exports(functions: list, skipped: list) -> None:
         if len(group) < 2:
             continue
         for function in group:
-            suffix = "_".join(_tag(p["type"]) for p in function["params"]) or "void"
+            suffix = "_".join(types.kind_of(p["type"]).overload_tag()
+                              for p in function["params"]) or "void"
             export = f"{name}__{suffix}"
             if export in taken:
                 functions.remove(function)
@@ -228,15 +222,6 @@ def _name_exports(functions: list, skipped: list) -> None:
             taken.add(export)
             function["export"] = export
             function["overload_of"] = name
-
-
-def _tag(spec: dict) -> str:
-    kind = spec["kind"]
-    if kind == "scalar":
-        return spec["tag"]
-    if kind in ("array", "span"):
-        return f"{kind}{'c' if spec['const'] else ''}_{spec['tag']}"
-    return kind
 
 
 def _qualified_name(declaration) -> str:
@@ -262,48 +247,48 @@ def _template_args(type_) -> list:
             for i in range(type_.get_num_template_arguments())]
 
 
-def _callback_spec(proto, kind: str, cindex) -> dict:
+def _callback_spec(proto, kind: type, cindex) -> dict:
     result = proto.get_result().get_canonical()
     ret = None if result.kind == cindex.TypeKind.VOID else _scalar_tag(result, cindex)
     args = [_scalar_tag(arg.get_canonical(), cindex) for arg in proto.argument_types()]
-    return {"kind": kind, "ret": ret, "args": args}
+    return kind.make(ret=ret, args=args)
 
 
 def _param_spec(type_, cindex) -> dict:
     kind = type_.kind
     if kind.name in types.SCALARS:
-        return types.scalar(kind.name)
+        return types.Scalar.spec_of(kind.name)
     if kind == cindex.TypeKind.POINTER:
         pointee = type_.get_pointee()
         if pointee.kind == cindex.TypeKind.FUNCTIONPROTO:
-            return _callback_spec(pointee, "fnptr", cindex)
+            return _callback_spec(pointee, types.FunctionPointer, cindex)
         if pointee.kind in (cindex.TypeKind.CHAR_S, cindex.TypeKind.CHAR_U) and \
                 pointee.is_const_qualified():
-            return {"kind": "cstr"}
+            return types.CString.make()
         if pointee.kind.name in types.SCALARS:
-            return {"kind": "array", "tag": types.SCALARS[pointee.kind.name][3],
-                    "const": pointee.is_const_qualified()}
+            return types.Array.make(tag=types.SCALARS[pointee.kind.name][3],
+                                    const=pointee.is_const_qualified())
         raise Unsupported("only pointers to arithmetic types (NumPy arrays), const "
                           "char* and function pointers are supported")
     if kind == cindex.TypeKind.LVALUEREFERENCE:
         pointee = type_.get_pointee()
         if pointee.is_const_qualified() and _string_form(pointee, cindex) == "value":
-            return {"kind": "string", "form": "cref"}
+            return types.String.make(form="cref")
         raise Unsupported("references are not supported except const std::string& "
                           "(pass arrays as T*, const T* or std::span<T>)")
     if kind == cindex.TypeKind.RECORD:
         form = _string_form(type_, cindex)
         if form:
-            return {"kind": "string", "form": form}
+            return types.String.make(form=form)
         name = _qualified_name(type_.get_declaration())
         if name == "std::span":
             element = _template_args(type_)[0]
             if type_.get_size() != 16:  # a fixed extent span is one pointer wide
                 raise Unsupported("only dynamic-extent std::span is supported")
-            return {"kind": "span", "tag": _scalar_tag(element, cindex),
-                    "const": element.is_const_qualified()}
+            return types.Span.make(tag=_scalar_tag(element, cindex),
+                                   const=element.is_const_qualified())
         if name == "std::function":
-            return _callback_spec(_template_args(type_)[0], "function", cindex)
+            return _callback_spec(_template_args(type_)[0], types.StdFunction, cindex)
         if name == "std::vector":
             raise Unsupported("std::vector parameters would copy; take "
                               "std::span<const T> or const T* for a NumPy array")
@@ -323,19 +308,19 @@ def _string_form(type_, cindex) -> str | None:
 def _result_spec(type_, cindex) -> dict:
     kind = type_.kind
     if kind == cindex.TypeKind.VOID:
-        return {"kind": "void"}
+        return types.Void.make()
     if kind.name in types.SCALARS:
-        return types.scalar(kind.name)
+        return types.Scalar.spec_of(kind.name)
     if kind == cindex.TypeKind.POINTER:
         pointee = type_.get_pointee()
         if pointee.kind in (cindex.TypeKind.CHAR_S, cindex.TypeKind.CHAR_U) and \
                 pointee.is_const_qualified():
-            return {"kind": "cstr"}
+            return types.CString.make()
     if _string_form(type_, cindex) == "value":
-        return {"kind": "string", "form": "value"}
+        return types.String.make(form="value")
     if kind == cindex.TypeKind.RECORD and \
             _qualified_name(type_.get_declaration()) == "std::vector":
         element = _template_args(type_)[0]
-        return {"kind": "vector", "tag": _scalar_tag(element, cindex, allow_bool=False)}
+        return types.Vector.make(tag=_scalar_tag(element, cindex, allow_bool=False))
     raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
                       "void, const char*, std::string, std::vector<arithmetic>)")
