@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from .errors import HubNameError
-from .tracebacks import is_plumbing
+from .tracebacks import is_plumbing_frame
 
 _state = {"explicit": None, "ipython": None}
 
@@ -41,7 +41,7 @@ def namespace() -> dict:
 def _caller_globals() -> dict:
     frame = sys._getframe(1)
     while frame is not None:
-        if not is_plumbing(frame.f_code.co_filename):
+        if not is_plumbing_frame(frame):
             return frame.f_globals
         frame = frame.f_back
     import __main__

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+import weakref
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .shared import io_arguments, lookup_inputs, name_pairs
@@ -43,26 +45,34 @@ def _looks_like_option(word: str) -> bool:
     return word.startswith("-") and len(word) > 1 and not word[1].isdigit()
 
 
-def _julia_available() -> bool:
-    from ..bridges.julia.locate import find_julia
-    return find_julia() is not None
-
-
 def _engine():
     from ..bridges.julia import julia
     return julia
+
+
+MISSING_JULIA = (
+    "Julia is not available on this machine, so the Julia cells of this session are "
+    "skipped (--skip-if-missing). To run them, install Julia 1.10 or later (juliaup: "
+    "curl -fsSL https://install.julialang.org | sh) or set PYTHON_JULIAPKG_EXE to a julia "
+    "executable, then restart the kernel.")
 
 
 @magics_class
 class JuliaMagics(Magics):
     """Julia cells running in this process through juliacall, arrays shared as views."""
 
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell, **kwargs)
+        self._told_missing = weakref.WeakSet()  # engines whose absence was reported
+
     @magic_arguments()
     @io_arguments
     @argument("--skip-if-missing", action="store_true", default=False,
-              help="Where no Julia runtime exists, say so and skip the cell instead of "
-                   "raising BridgeUnavailable (for notebooks shared with such machines).")
+              help="Where no Julia runtime exists, skip the cell instead of raising "
+                   "BridgeUnavailable, saying so once per session (for notebooks shared "
+                   "with such machines).")
     @line_cell_magic
+    @no_var_expand  # `$x` and `{x}` are Julia syntax (interpolation, type parameters)
     def julia(self, line: str, cell: str | None = None):
         """Run Julia code in the embedded Julia session (module Main).
 
@@ -80,10 +90,10 @@ class JuliaMagics(Magics):
         if not code.strip() and not outputs and not inputs:
             raise UsageError("%julia: no Julia code given")
         engine = _engine()
-        if args.skip_if_missing and not _julia_available():
-            print("Julia is not available on this machine, so this Julia cell was "
-                  "skipped (see docs/julia.md: set PYTHON_JULIAPKG_EXE or install "
-                  "juliaup).")
+        if args.skip_if_missing and not engine.available():
+            if engine not in self._told_missing:
+                self._told_missing.add(engine)
+                print(MISSING_JULIA)
             return None
         engine.start()
         engine.enable_ipython_display()

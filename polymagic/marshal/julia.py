@@ -1,29 +1,35 @@
 """Conversions between Python and Julia values (through juliacall / PythonCall.jl).
 
 numpy -> Julia: a numeric array whose memory Julia can read column-major (1-D contiguous,
-F-ordered, 0-d) crosses without a copy. By default it becomes PythonCall's read-only
-`PyArray` view, so Julia can read the numpy memory but never write into it (the
-project's contract: no foreign writes into a Python buffer unless asked; a Julia Array
-has no copy-on-write to hook, so a write raises in Julia). With `shared_writes=True`
-(a writeable array) it becomes a real Julia `Array{T,N}` built by `unsafe_wrap` on the
-buffer: writes are shared, and methods typed `::Vector{Float64}` accept it; a finalizer
-on the Julia array's memory holds the numpy array until Julia frees it. Anything else (C-ordered 2-D, strided, byte-swapped, unaligned) is copied into an
-F-ordered numpy array first, or raises CopyRequired when copy=False.
+F-ordered, 0-d) crosses without a copy. By default it becomes a read-only PythonCall
+`PyArray` (an AbstractArray, not an Array) on that memory, so Julia reads the numpy
+memory but never writes into it (the project's contract: no foreign writes into a
+Python buffer unless asked; a Julia Array has no copy-on-write to hook, so a write is a
+MethodError in Julia). The read-only wrapper is made in Julia (julia.jl) and stays
+there. With `shared_writes=True` (a writeable array) it becomes a real Julia
+`Array{T,N}` built by `unsafe_wrap` on the buffer: writes are shared, and methods typed
+`::Vector{Float64}` accept it; a finalizer on the Julia array's memory holds the numpy
+array until Julia frees it. Anything else (C-ordered 2-D, strided, byte-swapped,
+unaligned) is copied into an F-ordered numpy array first, or raises CopyRequired when
+copy=False.
 
 Julia -> numpy: PythonCall's `ArrayValue` exposes `__array_interface__` (and the buffer
 protocol) for arrays of bits types with strides, so `np.asarray` shares Julia's memory
 and the numpy array holds the ArrayValue, which holds the Julia array.
 
 The decisions (`plan_push`) are plain Python, testable without Julia; the Julia half
-lives in `JULIA_SOURCE`, evaluated once when the bridge starts.
+lives in julia.jl beside this file, included once when the bridge starts.
 """
 from __future__ import annotations
 
+import copy as copying
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
+from ..tracebacks import entry_point
 from . import buffers
 
 # numpy dtype name -> Julia element type name; same size and layout on both sides.
@@ -38,49 +44,10 @@ VIEW = "view"                    # a Julia Array on the numpy buffer
 READONLY_VIEW = "readonly-view"  # PythonCall's PyArray on the buffer; writes raise
 COPY = "copy"                    # an F-ordered numpy copy, then wrapped as a view
 
-JULIA_SOURCE = r'''
-using PythonCall: PythonCall, Py, PyArray, pyconvert
-
-const ELEMENT_TYPES = Dict{String,DataType}(
-    "Float64" => Float64, "Float32" => Float32, "Float16" => Float16,
-    "Int64" => Int64, "Int32" => Int32, "Int16" => Int16, "Int8" => Int8,
-    "UInt64" => UInt64, "UInt32" => UInt32, "UInt16" => UInt16, "UInt8" => UInt8,
-    "ComplexF64" => ComplexF64, "ComplexF32" => ComplexF32, "Bool" => Bool)
-
-# A finalizer that holds the Python owner of a buffer until Julia frees the array.
-struct KeepOwner
-    owner::Any
-end
-(keep::KeepOwner)(_) = nothing
-
-# Julia >= 1.11 arrays share a Memory object (reshape, views of it...), so pin that.
-memory_root(a::Array) = isdefined(Base, :Memory) ? getfield(a, :ref).mem : a
-
-function wrap_buffer(type_name::String, address::Integer, dims, owner)
-    T = ELEMENT_TYPES[type_name]
-    shape = Tuple(Int(d) for d in dims)
-    array = unsafe_wrap(Array, Ptr{T}(UInt(address)), shape; own = false)
-    root = memory_root(array)
-    finalizer(KeepOwner(owner), ismutable(root) ? root : array)
-    return array
-end
-
-# juliacall already turned a numpy argument into a PyArray (its "array" rule), which is
-# read-only when numpy's array is; a plain Py is wrapped the same way.
-readonly_view(x::PyArray) = x
-readonly_view(x::Py) = PyArray(x; copy = false)
-
-# A Python callable seen from Julia: calls it and converts the result back to Julia.
-struct PythonFunction <: Function
-    callable::Py
-end
-(f::PythonFunction)(args...; kwargs...) = pyconvert(Any, f.callable(args...; kwargs...))
-python_function(callable::Py) = PythonFunction(callable)
-
-# 0: keep the juliacall wrapper, 1: a Julia function, 2: a wrapped Python callable.
-value_kind(x) = x isa PythonFunction ? 2 : x isa Function ? 1 : 0
-python_callable(f::PythonFunction) = f.callable
-'''
+# The Julia half of these conversions (wrap_buffer, read-only views, Python callables
+# as Julia functions), included into Main as module PolymagicConversions at start-up.
+JULIA_SOURCE_FILE = Path(__file__).with_suffix(".jl")
+JULIA_MODULE = "PolymagicConversions"
 
 
 @dataclass(frozen=True)
@@ -121,37 +88,45 @@ def _fortran_copy(array: np.ndarray) -> np.ndarray:
 
 
 class JuliaConverter:
-    """to_julia / to_python, given juliacall, the bridge's Julia helper module and the
-    engine's `call(function, *args, **kwargs)` (marshal imports no bridge)."""
+    """to_julia / to_python, given juliacall, the PolymagicConversions module loaded
+    from julia.jl, and the engine's `call(function, *args, **kwargs)` (marshal imports
+    no bridge)."""
 
-    def __init__(self, juliacall, helpers, call):
+    def __init__(self, juliacall, julia_module, call):
         self._juliacall = juliacall
-        self._helpers = helpers
+        self._julia = julia_module
+        self._julia_value_type = getattr(juliacall, "ValueBase", juliacall.AnyValue)
         self.call = call
 
     # -- Python -> Julia -------------------------------------------------------------
     def to_julia(self, value, copy: bool | None = None, shared_writes: bool = False):
         """A value juliacall passes to Julia as we want it (arrays as views, callables
-        as Julia functions); other values go through PythonCall's own rules."""
+        as Julia functions); other values go through PythonCall's own rules.
+
+        A view that Julia must not write stays the numpy array here: PythonCall turns
+        it into a PyArray as it crosses, and julia.jl's `julia_value` makes that
+        read-only on arrival (the engine passes every value through it)."""
         if isinstance(value, np.ndarray):
             return self.array_to_julia(value, copy, shared_writes)
         if isinstance(value, JuliaFunction):
             return value.julia_function
         if isinstance(value, tuple):
             return tuple(self.to_julia(item, copy) for item in value)
-        julia_value_type = getattr(self._juliacall, "ValueBase", self._juliacall.AnyValue)
-        if callable(value) and not isinstance(value, (julia_value_type, type)):
-            return self._helpers.python_function(self.python_callable_for_julia(value))
+        if callable(value) and not isinstance(value, (self._julia_value_type, type)):
+            return self._julia.python_function(self.python_callable_for_julia(value),
+                                               value)
         return value
 
     def array_to_julia(self, array: np.ndarray, copy: bool | None = None,
                        shared_writes: bool = False):
+        """The numpy array itself (a read-only view once in Julia), or a Julia Array on
+        its memory (shared_writes) or on an F-ordered copy."""
         plan = plan_push(array, copy, shared_writes)
         if plan.kind == READONLY_VIEW:
-            return self._helpers.readonly_view(plan.array)
+            return plan.array
         address = plan.array.__array_interface__["data"][0]
-        return self._helpers.wrap_buffer(plan.julia_type, address, plan.array.shape,
-                                         plan.array)
+        return self._julia.wrap_buffer(plan.julia_type, address, plan.array.shape,
+                                       plan.array)
 
     def python_callable_for_julia(self, function):
         """Wrap `function` so Julia's arguments arrive as numpy views and its result
@@ -167,7 +142,9 @@ class JuliaConverter:
     # -- Julia -> Python -------------------------------------------------------------
     def to_python(self, value, copy: bool | None = None):
         """A Python value for a juliacall result: arrays as numpy views where possible,
-        functions as `JuliaFunction`, tuples/dicts element by element."""
+        functions as `JuliaFunction`, tuples/dicts element by element. A value that
+        was a Python object all along (PythonCall unwraps PyArray, PyList... to it)
+        comes back as that object, or as a deep copy of it when copy=True."""
         juliacall = self._juliacall
         if isinstance(value, juliacall.ArrayValue):
             return self.array_to_python(value, copy)
@@ -176,11 +153,13 @@ class JuliaConverter:
         if isinstance(value, juliacall.DictValue):
             return {self.to_python(k): self.to_python(v, copy) for k, v in value.items()}
         if type(value) is juliacall.AnyValue:
-            kind = self._helpers.value_kind(value)
+            kind = self._julia.value_kind(value)
             if kind == 1:
                 return JuliaFunction(value, self)
             if kind == 2:
-                return self._helpers.python_callable(value).__wrapped__
+                return self._julia.python_callable(value)
+        if copy is True and isinstance(value, _MUTABLE_PYTHON_VALUES):
+            return copying.deepcopy(value)
         return value
 
     def array_to_python(self, value, copy: bool | None = None):
@@ -197,6 +176,11 @@ class JuliaConverter:
         return collected
 
 
+# Python objects a copy=True pull copies (what Julia held were live wrappers of them).
+_MUTABLE_PYTHON_VALUES = (np.ndarray, list, dict, set, bytearray)
+
+
+@entry_point
 class JuliaFunction:
     """A Julia function called from Python: arguments and result cross by the table."""
 

@@ -26,16 +26,8 @@ def ip():
 
 
 @pytest.fixture
-def unavailable_engine(tmp_path, monkeypatch):
+def unavailable_engine(no_julia_env, monkeypatch):
     """The magics talk to a fresh engine in an environment with no Julia anywhere."""
-    for variable in ("PYTHON_JULIAPKG_EXE", "PYTHON_JULIACALL_EXE",
-                     "POLYMAGIC_JULIA_AUTOINSTALL"):
-        monkeypatch.delenv(variable, raising=False)
-    (tmp_path / "bin").mkdir()
-    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("JULIAUP_DEPOT_PATH", str(tmp_path / "juliaup"))
-    monkeypatch.setenv("PYTHON_JULIAPKG_PROJECT", str(tmp_path / "julia_env"))
     engine = JuliaBridge()
     monkeypatch.setattr(julia_magics, "_engine", lambda: engine)
     return engine
@@ -91,31 +83,72 @@ def test_missing_julia_is_shown_to_the_user(ip, unavailable_engine):
     assert ip.run_cell("21 * 2").result == 42
 
 
-def test_skip_if_missing_says_so_and_skips(ip, unavailable_engine):
-    """With --skip-if-missing and no Julia, the cell prints that Julia is absent and
-    does not fail (the engine is never started)."""
-    with capture_output() as captured:
+def test_skip_if_missing_says_so_once_and_skips(ip, unavailable_engine):
+    """With --skip-if-missing and no Julia, the first cell says Julia is absent and how to
+    get it, later cells skip silently, none fails, and the engine is never started."""
+    with capture_output() as first:
         result = ip.run_cell("%%julia --skip-if-missing\n1 + 1")
     assert result.error_in_exec is None and result.result is None
-    assert "Julia is not available on this machine" in captured.stdout
+    assert first.stdout.count("Julia is not available on this machine") == 1
+    assert "PYTHON_JULIAPKG_EXE" in first.stdout and "docs/" not in first.stdout
+    with capture_output() as later:
+        for source in ("%%julia --skip-if-missing\n2 + 2", "%julia --skip-if-missing 3"):
+            assert ip.run_cell(source).error_in_exec is None
+    assert later.stdout == ""
     assert not unavailable_engine.is_started()
+
+
+def test_dollar_and_braces_reach_julia_unexpanded(ip, unavailable_engine):
+    """%julia is no_var_expand: IPython does not replace `$name` by Python's value (Julia
+    interpolates `$name` itself); here `-i $jl_name` stays a bad name instead of
+    becoming the Python variable the expansion would name."""
+    ip.user_ns["jl_name"] = "not_defined_anywhere"
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("julia", "-i $jl_name 1")
+    assert "$jl_name" in str(info.value)
+    with pytest.raises(UsageError, match="no Python variable named 'not_defined_anywhere'"):
+        ip.run_line_magic("julia", "-i not_defined_anywhere 1")  # what expansion gave
 
 
 # -- real Julia --------------------------------------------------------------------------
 
 @needs_julia
-def test_inputs_and_outputs_are_views(ip):
-    """-i pushes a numpy array as a Julia view, -o pulls a Julia array as a numpy view."""
+def test_inputs_are_read_only_views_and_outputs_views(ip):
+    """-i pushes a numpy array as a read-only view: a write in the cell is a JuliaError
+    (MethodError) and the array is unchanged; -o pulls the same memory back."""
     x = np.arange(4.0)
     ip.user_ns["x"] = x
-    ip.run_cell_magic("julia", "-i x -o y", "x[1] = 10.0\ny = x")
-    assert x[0] == 10.0
+    ip.run_cell_magic("julia", "-i x -o y", "y = x")
     assert np.shares_memory(ip.user_ns["y"], x)
+    with capture_output():
+        result = ip.run_cell("%%julia -i x\nx[1] = 10.0")
+    assert isinstance(result.error_in_exec, JuliaError)
+    assert result.error_in_exec.julia_type == "MethodError"
+    assert x[0] == 0.0
+
+
+@needs_julia
+def test_shared_writes_let_the_cell_write(ip):
+    """With --shared-writes, -i x is a Julia Vector on the array's memory and the cell's
+    write is seen in Python."""
+    x = np.arange(4.0)
+    ip.user_ns["x"] = x
+    ip.run_cell_magic("julia", "--shared-writes -i x -o is_vector",
+                      "x[1] = 10.0\nis_vector = x isa Vector{Float64}")
+    assert x[0] == 10.0 and ip.user_ns["is_vector"] is True
+
+
+@needs_julia
+def test_dollar_interpolation_is_julias(ip):
+    """`$name` in a %julia line is Julia's string interpolation, not IPython's."""
+    ip.user_ns["name"] = "Python"
+    assert ip.run_line_magic("julia", 'name = "Julia"; "hello $name"') == "hello Julia"
 
 
 @needs_julia
 def test_copy_option_copies(ip):
-    """--copy pushes a copy: Julia's writes do not reach the Python array."""
+    """--copy pushes a copy (a Julia Array the cell may write): the writes do not reach
+    the Python array, and -o y is Julia's memory."""
     x = np.arange(3.0)
     ip.user_ns["x"] = x
     ip.run_cell_magic("julia", "-i x --copy -o y", "x[1] = 5.0\ny = x")
@@ -160,6 +193,7 @@ def test_julia_error_is_shown_with_the_cell_line(ip):
 
 @needs_julia
 def test_unknown_output_name_is_a_usage_error(ip):
-    """-o naming a Julia global that does not exist is a UsageError naming it."""
+    """-o naming a Julia global that does not exist is a UsageError naming it, found
+    after the cell ran (only then is it known which globals the cell made)."""
     with pytest.raises(UsageError, match="never_assigned"):
         ip.run_cell_magic("julia", "-o never_assigned", "1")

@@ -2,126 +2,59 @@
 
 Julia starts on first use, once, in the calling thread, and only after locate.py found
 a Julia executable: importing juliacall without one makes juliapkg download Julia, which
-polymagic does only when POLYMAGIC_JULIA_AUTOINSTALL=yes. Julia is entered only from the
-thread that started it (a foreign thread can crash it), under a reentrant lock because
-calls come back in (Python -> Julia -> Python -> Julia ...).
+polymagic does only when POLYMAGIC_JULIA_AUTOINSTALL=yes (startup.py). Julia is entered
+only from the thread that started it, under a reentrant lock because calls come back in
+(Python -> Julia -> Python -> Julia ...). The Julia side of this engine is
+PolymagicBridge.jl; the Julia side of the conversions is marshal/julia.jl.
 
     from polymagic.bridges.julia import julia
     julia.eval("f(x) = 2x")          # evaluates in Main, returns the last value
-    julia["x"] = numpy_array          # a Julia Array on the same memory
-    julia["x"]                        # a numpy view of the Julia array
+    julia["x"] = numpy_array          # a read-only PyArray view of the same memory
+    julia["x"]                        # a numpy array (a view of Julia's memory)
     julia["f"](3)                     # Julia functions are Python callables
 """
 from __future__ import annotations
 
 import itertools
-import os
-import re
 import sys
 import threading
+from pathlib import Path
+from typing import NamedTuple
 
-from ... import config
-from ...errors import BridgeUnavailable, JuliaError, ThreadError
+from ...errors import BridgeUnavailable, JuliaError, JuliaNameError, ThreadError
 from ...hub import NamespaceProxy
-from ...tracebacks import ForeignFrame, register_source, splice
-from ...marshal.julia import JULIA_SOURCE as CONVERSION_SOURCE
-from .locate import HOW_TO_GET_JULIA, locate_julia
+from ...marshal.julia import JULIA_SOURCE_FILE, JuliaConverter
+from ...tracebacks import ForeignFrame, entry_point, register_source, splice
+from .frames import julia_traceback_frames
+from .startup import (ensure_juliacall_installed, import_juliacall, interrupted_start,
+                      prepare_environment)
 
-HELPER_MODULE = "PolymagicBridge"
+BRIDGE_SOURCE_FILE = Path(__file__).with_name("PolymagicBridge.jl")
 
-EVAL_SOURCE = r'''
-# Run `f` with stdout and stderr sent to a pipe that a task drains (no deadlock when the
-# output outgrows the pipe buffer); returns f's value and the text it printed.
-function capture_output(f)
-    pipe = Pipe()
-    Base.link_pipe!(pipe; reader_supports_async = true, writer_supports_async = true)
-    old_stdout, old_stderr = stdout, stderr
-    redirect_stdout(pipe.in)
-    redirect_stderr(pipe.in)
-    reader = @async read(pipe.out, String)
-    local result
-    try
-        result = f()
-    finally
-        redirect_stdout(old_stdout)
-        redirect_stderr(old_stderr)
-        close(pipe.in)
-    end
-    return result, fetch(reader)
-end
-
-function run_cell(code::String, filename::String)
-    try
-        return (true, include_string(Main, code, filename), nothing)
-    catch err
-        return (false, err, catch_backtrace())
-    end
-end
-
-unwrap_load_error(err) = err isa LoadError ? unwrap_load_error(err.error) : err
-
-# The innermost frame inside this cell gives the line; else the LoadError's line.
-function cell_line(err, backtrace, filename::String)
-    for frame in stacktrace(backtrace)
-        string(frame.file) == filename && return Int(frame.line)
-    end
-    err isa LoadError && err.file == filename && return Int(err.line)
-    return 0
-end
-
-# The user's frames, innermost first: up to the cell's top level, or to PythonCall's
-# own frames (when the error came through a call from Python).
-user_frames(::Nothing) = Base.StackTraces.StackFrame[]
-function user_frames(backtrace)
-    frames = stacktrace(backtrace)
-    kept = Base.StackTraces.StackFrame[]
-    for frame in frames
-        occursin("PythonCall", string(frame.file)) && break
-        push!(kept, frame)
-        frame.func === Symbol("top-level scope") && break
-    end
-    return kept
-end
-
-function describe_error(err, backtrace)
-    inner = unwrap_load_error(err)
-    message = sprint(showerror, inner; context = :limit => true)
-    stack = join(reverse([sprint(show, frame) for frame in user_frames(backtrace)]), "\n")
-    return (message, stack, inner isa InterruptException)
-end
-
-# (ok, value, output, message, stack, line, python_exception, interrupted)
-function eval_cell(code::String, filename::String)
-    (ok, value, backtrace), output = capture_output(() -> run_cell(code, filename))
-    ok && return (true, value, output, "", "", 0, nothing, false)
-    inner = unwrap_load_error(value)
-    line = cell_line(value, backtrace, filename)
-    if inner isa PythonCall.PyException
-        return (false, nothing, output, "", "", line, inner.v, false)
-    end
-    message, stack, interrupted = describe_error(inner, backtrace)
-    return (false, nothing, output, message, stack, line, nothing, interrupted)
-end
-
-assign_global(name::String, value) =
-    (Core.eval(Main, Expr(:(=), Symbol(name), QuoteNode(value))); nothing)
-has_global(name::String) = isdefined(Main, Symbol(name))
-get_global(name::String) = getfield(Main, Symbol(name))
-
-# Rich `display(x)` from Julia code goes to IPython (PythonCall's own display).
-function push_ipython_display()
-    any(d -> d isa PythonCall.Compat.IPythonDisplay, Base.Multimedia.displays) ||
-        pushdisplay(PythonCall.Compat.IPythonDisplay())
-    return nothing
-end
-'''
+THREAD_REFUSAL = (
+    "Julia is entered only from the thread that started it. juliacall (0.9.22 and later) "
+    "accepts calls from other Python threads, but with PYTHON_JULIACALL_HANDLE_SIGNALS=no "
+    "(its default, which polymagic keeps so that Ctrl-C works) Julia's garbage collector "
+    "can end the process once a second thread runs Julia code, and Julia code that "
+    "yields to its scheduler can hang (juliacall's documentation, 'Multi-threading'). "
+    "Call it from the thread that started it (in a notebook, the kernel's main thread).")
 
 
-def _module_source() -> str:
-    return (f"module {HELPER_MODULE}\n{CONVERSION_SOURCE}\n{EVAL_SOURCE}\nend\n"
-            f"{HELPER_MODULE}\n")
+class JuliaOutcome(NamedTuple):
+    """What PolymagicBridge.jl returns for work that may fail (`succeeded`/`failed`)."""
+
+    ok: bool
+    value: object
+    output: str
+    message: str
+    stack: str
+    julia_type: str
+    line: int
+    python_error: BaseException | None
+    interrupted: bool
 
 
+@entry_point  # errors reach the user without polymagic's frames
 class JuliaBridge:
     """The embedded Julia session: eval, get/set globals in Main, calls both ways."""
 
@@ -131,56 +64,57 @@ class JuliaBridge:
         self._juliacall = None
         self._helpers = None
         self._converter = None
+        self._boot_error: BaseException | None = None
         self._cells = itertools.count(1)
-        self.install = None  # the JuliaInstall in use, once started
+        self.install = None  # the JuliaInstall found (None: juliapkg chose), once started
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self):
         """Start Julia (once) and return juliacall's Main; cheap after the first call."""
-        if self._juliacall is not None:
-            self.check_thread()
-            return self._juliacall.Main
-        with self._lock:
-            if self._juliacall is None:
-                self._boot()
+        if self._juliacall is None:
+            with self._lock:
+                if self._juliacall is None:
+                    self._boot()
+        self.check_thread()
         return self._juliacall.Main
 
     def is_started(self) -> bool:
         return self._juliacall is not None
 
+    def available(self) -> bool:
+        """Whether Julia runs here or can start (a Julia runtime was found); starts
+        nothing, imports no juliacall."""
+        if self._juliacall is not None:
+            return True
+        from .locate import find_julia
+        return self._boot_error is None and find_julia() is not None
+
     def check_thread(self) -> None:
         """Raise ThreadError unless called from the thread Julia was started in."""
         if threading.get_ident() != self._thread:
-            raise ThreadError("Julia runs in the thread that started it and cannot be "
-                              "entered from another thread (juliacall would crash); call "
-                              "it from that thread (in a notebook, the kernel's main thread)")
+            raise ThreadError(THREAD_REFUSAL)
 
     def _boot(self) -> None:
-        self._prepare_environment()
-        juliacall = _import_juliacall()
-        helpers = juliacall.Main.seval(_module_source())
-        from ...marshal.julia import JuliaConverter
-        self._converter = JuliaConverter(juliacall, helpers, self.call)
-        self._helpers = helpers
-        self._thread = threading.get_ident()
-        self._juliacall = juliacall
-        # `py` in Julia: the shared Python namespace (polymagic.hub), e.g. py.f(3)
-        juliacall.Main.seval("function (x) global py = x; nothing end")(
-            NamespaceProxy("Julia"))
-
-    def _prepare_environment(self) -> None:
-        """Point juliapkg at the Julia we found, or refuse before any download."""
+        if self._boot_error is not None:  # juliacall cannot start Julia twice
+            raise self._boot_error.with_traceback(None)
+        self.install = prepare_environment()
+        ensure_juliacall_installed()
         try:
-            self.install = locate_julia()
-        except BridgeUnavailable:
-            if not config.flag("julia_autoinstall"):
-                raise
-            return  # opted in: juliapkg may download Julia now
-        if not (os.environ.get("PYTHON_JULIACALL_EXE")
-                and os.environ.get("PYTHON_JULIACALL_PROJECT")):
-            os.environ["PYTHON_JULIAPKG_EXE"] = self.install.path
-        # juliacall would register its own %julia magic over ours.
-        os.environ.setdefault("PYTHON_JULIACALL_AUTOLOAD_IPYTHON_EXTENSION", "no")
+            self._attach(import_juliacall(self.install))
+        except BaseException as error:
+            self._boot_error = error if isinstance(error, Exception) else interrupted_start()
+            raise
+
+    def _attach(self, juliacall) -> None:
+        """Load polymagic's Julia code into the Julia that juliacall started."""
+        conversions = _include(juliacall, JULIA_SOURCE_FILE)
+        helpers = _include(juliacall, BRIDGE_SOURCE_FILE)
+        # `py` in Julia: the shared Python namespace (polymagic.hub), e.g. py.f(3)
+        self._finish(helpers.assign_global("py", NamespaceProxy("Julia"), False))
+        self._helpers = helpers
+        self._converter = JuliaConverter(juliacall, conversions, self.call)
+        self._thread = threading.get_ident()
+        self._juliacall = juliacall  # last: from here on the bridge counts as started
 
     # -- evaluation ------------------------------------------------------------------
     def eval(self, code: str, *, filename: str | None = None, copy: bool | None = None):
@@ -190,31 +124,21 @@ class JuliaBridge:
         with self._lock:
             filename = filename or f"cell-{next(self._cells)}"
             register_source(filename, code)  # tracebacks show the Julia lines
-            result = self._helpers.eval_cell(code, filename)
-            ok, value, output, message, stack, line, python_error, interrupted = result
-            if output:
-                sys.stdout.write(output)
-                sys.stdout.flush()
-            if not ok:
-                self._raise_cell_error(code, filename, message, stack, line,
-                                       python_error, interrupted, output)
+            value = self._finish(self._helpers.eval_cell(code, filename),
+                                 source=code, filename=filename)
             return self._converter.to_python(value, copy)
 
-    @staticmethod
-    def _raise_cell_error(code, filename, message, stack, line, python_error,
-                          interrupted, output):
-        if python_error is not None:  # a Python callback raised: the same object again
-            if hasattr(python_error, "add_note"):  # Python >= 3.11
-                python_error.add_note(f"(raised in Python code called from Julia, cell "
-                                      f"line {line or '?'})")
-            frames = [ForeignFrame("Julia", "top-level scope", filename, line)] \
-                if line else []
-            raise splice(python_error, frames)
-        if interrupted:
-            raise KeyboardInterrupt("Julia was interrupted")
-        stack = stack.splitlines() if stack else []
-        raise splice(JuliaError(message, stack, line or None, source=code, output=output),
-                     julia_traceback_frames(stack))
+    def _finish(self, result, *, source: str | None = None, filename: str | None = None):
+        """The value of a JuliaOutcome; what Julia printed goes to sys.stdout, a
+        failure is raised (JuliaError, the callback's own Python exception, or
+        KeyboardInterrupt)."""
+        outcome = JuliaOutcome(*result)
+        if outcome.output:
+            sys.stdout.write(outcome.output)
+            sys.stdout.flush()
+        if not outcome.ok:
+            raise _failure(outcome, source, filename)
+        return outcome.value
 
     # -- globals ---------------------------------------------------------------------
     def __getitem__(self, name: str):
@@ -226,57 +150,67 @@ class JuliaBridge:
     def __contains__(self, name: str) -> bool:
         self.start()
         with self._lock:
-            return bool(self._helpers.has_global(name))
+            return bool(self._helper(self._helpers.has_global, name))
 
     def get(self, name: str, copy: bool | None = None):
-        """The value of Main.`name`, converted (arrays as numpy views); KeyError if unset."""
+        """The value of Main.`name`, converted (arrays as numpy views); JuliaNameError
+        (a KeyError) if Main has no such global."""
         self.start()
         with self._lock:
-            if not self._helpers.has_global(name):
-                raise KeyError(f"Julia has no global named {name!r} in Main")
-            value = self._call_julia(self._helpers.get_global, name)
+            if not self._helper(self._helpers.has_global, name):
+                raise JuliaNameError(f"{name!r} is not defined: Julia's Main module has "
+                                     f"no global of that name")
+            value = self._helper(self._helpers.get_global, name)
             return self._converter.to_python(value, copy)
 
     def assign(self, name: str, value, copy: bool | None = None,
                shared_writes: bool = False) -> None:
-        """Main.`name` = `value`, converted (numpy arrays as views: read-only for Julia,
-        or Julia `Array`s sharing writes when `shared_writes`)."""
+        """Main.`name` = `value`, converted: a numpy array as a read-only view, a
+        Julia `Array` sharing writes when `shared_writes`, or a copy (copy=True also
+        copies lists, dicts and sets, which otherwise stay live Python wrappers)."""
         self.start()
         with self._lock:
             julia_value = self._converter.to_julia(value, copy, shared_writes)
-            self._call_julia(self._helpers.assign_global, name, julia_value)
+            self._finish(self._helpers.assign_global(name, julia_value, copy is True))
+
+    def julia_array(self, array, shared_writes: bool = False):
+        """A Julia `Array` for numpy `array`, for methods typed `::Vector{T}`/`::Array`
+        (a plain numpy argument arrives as a read-only PyArray view): a copy, or with
+        shared_writes=True the same memory, which Julia may then write."""
+        self.start()
+        with self._lock:
+            return self._converter.array_to_julia(
+                array, copy=None if shared_writes else True, shared_writes=shared_writes)
 
     # -- calls -----------------------------------------------------------------------
     def call(self, function, *args, **kwargs):
         """Call a Julia function (a JuliaFunction or juliacall value) with converted
-        arguments; returns the converted result."""
+        arguments, inside Julia's error handling; returns the converted result."""
         self.start()
         target = getattr(function, "julia_function", function)
         with self._lock:
             to_julia = self._converter.to_julia
             args = [to_julia(arg) for arg in args]
             kwargs = {key: to_julia(arg) for key, arg in kwargs.items()}
-            return self._converter.to_python(self._call_julia(target, *args, **kwargs))
+            value = self._finish(self._helpers.call_function(target, *args, **kwargs))
+            return self._converter.to_python(value)
 
-    def _call_julia(self, function, *args, **kwargs):
-        """Call into Julia; juliacall's JuliaError becomes polymagic's JuliaError."""
+    def _helper(self, function, *args):
+        """Call one of polymagic's own Julia helpers that cannot fail on user input; if
+        one fails anyway, juliacall's JuliaError becomes polymagic's JuliaError."""
         try:
-            return function(*args, **kwargs)
+            return function(*args)
         except self._juliacall.JuliaError as error:
-            message, stack, interrupted = self._helpers.describe_error(
+            message, stack, julia_type, _ = self._helpers.describe_error(
                 error.exception, error.backtrace)
-            if interrupted:
-                raise KeyboardInterrupt("Julia was interrupted") from error
-            stack = stack.splitlines() if stack else []
-            raise splice(JuliaError(message, stack),
-                         julia_traceback_frames(stack)) from error
+            raise _julia_error(message, stack, julia_type) from error
 
     # -- IPython ---------------------------------------------------------------------
     def enable_ipython_display(self) -> None:
         """Make Julia's `display(x)` show rich output (plots, HTML) in IPython."""
         self.start()
         with self._lock:
-            self._helpers.push_ipython_display()
+            self._helper(self._helpers.push_ipython_display)
 
     @property
     def main(self):
@@ -284,33 +218,38 @@ class JuliaBridge:
         return self.start()
 
 
-# How Julia shows a StackFrame: "fib(n::Int64) at cell-3:4", "top-level scope at In[7]:2"
-_JULIA_FRAME = re.compile(r"^(?P<function>[^(]+?)(?:\(.*\))? at (?P<file>\S+):(?P<line>\d+)$")
-
-
-def julia_traceback_frames(stack: list[str]) -> list[ForeignFrame]:
-    """Julia stack lines (outermost first) as traceback frames; lines that are not
-    `function at file:line` (inlined or C frames) give none."""
-    frames = []
-    for text in stack:
-        found = _JULIA_FRAME.match(text.strip())
-        if found:
-            frames.append(ForeignFrame("Julia", found.group("function").strip(),
-                                       found.group("file"), int(found.group("line"))))
-    return frames
-
-
-def _import_juliacall():
+def _include(juliacall, path: Path):
+    """Base.include(Main, path): the module that file defines."""
     try:
-        import juliacall
-    except ImportError as error:
+        return juliacall.Base.include(juliacall.Main, str(path))
+    except juliacall.JuliaError as error:
         raise BridgeUnavailable(
-            "Julia", f"juliacall cannot be imported ({error})",
-            "pip install 'polymagic[julia]'. " + HOW_TO_GET_JULIA) from error
-    except Exception as error:  # juliapkg/juliacall raise bare Exception on failure
-        raise BridgeUnavailable("Julia", f"juliacall could not start Julia: {error}",
-                                HOW_TO_GET_JULIA) from error
-    return juliacall
+            "Julia", f"polymagic's Julia code ({path.name}) did not load: {error}",
+            "This is a polymagic bug for this Julia / PythonCall version: please report "
+            "it with the output of `python -m polymagic situation`.") from error
+
+
+def _failure(outcome: JuliaOutcome, source: str | None, filename: str | None):
+    """The exception for a failed JuliaOutcome, with Julia's frames spliced in."""
+    if outcome.python_error is not None:  # a Python callback raised: the same object
+        error, line = outcome.python_error, outcome.line
+        if hasattr(error, "add_note"):  # Python >= 3.11
+            where = f", cell line {line}" if line else ""
+            error.add_note(f"(raised in Python code called from Julia{where})")
+        frames = [ForeignFrame("Julia", "top-level scope", filename, line)] \
+            if line and filename else []
+        return splice(error, frames)
+    if outcome.interrupted:
+        return KeyboardInterrupt("Julia was interrupted")
+    return _julia_error(outcome.message, outcome.stack, outcome.julia_type,
+                        line=outcome.line or None, source=source, output=outcome.output)
+
+
+def _julia_error(message: str, stack: str, julia_type: str, **details) -> JuliaError:
+    stack_lines = stack.splitlines() if stack else []
+    error = JuliaError(message, stack_lines, **details)
+    error.julia_type = julia_type
+    return splice(error, julia_traceback_frames(stack_lines))
 
 
 julia = JuliaBridge()
