@@ -3,7 +3,7 @@
 `to_r(value, copy=None, shared_writes=False)` and `to_python(sexp, copy=None)`; the table
 with the reason for each view or copy is docs/conversions-r.md. Numeric arrays cross as
 views both ways: numpy float64 / int32 / complex128 arrays (1-D or F-ordered) become R
-vectors over the numpy buffer (ALTREP, r_altrep.c), and R double / integer / complex
+vectors over the numpy buffer (ALTREP, r_shim_views.c), and R double / integer / complex
 vectors come back as numpy arrays over R's memory. `copy=None` views when possible and
 copies otherwise, `copy=True` always copies, `copy=False` raises CopyRequired instead of
 copying. R never writes into a Python buffer (copy-on-write) unless shared_writes=True.
@@ -18,8 +18,8 @@ import functools
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
-from . import buffers, r_altrep
-from .r_altrep import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
+from . import buffers, r_shim
+from .r_shim import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
 
 # R's SEXPTYPE codes (Rinternals.h).
 NILSXP, SYMSXP, LISTSXP, CLOSXP, ENVSXP = 0, 1, 2, 3, 4
@@ -43,7 +43,7 @@ def _classes():
     """rinterface proxy classes, resolved once R is up."""
     classes = _state["classes"]
     if classes is None:
-        r_altrep.shim()
+        r_shim.shim()
         import rpy2.rinterface as ri
         classes = _state["classes"] = {
             KIND_REAL: ri.FloatSexpVector, KIND_INTEGER: ri.IntSexpVector,
@@ -68,7 +68,7 @@ def to_r(value, *, copy: bool | None = None, shared_writes: bool = False):
         return _array_to_r(value, copy, shared_writes)
     if kind in _SCALAR_TYPES:
         _classes()
-        return r_altrep.adopt(r_altrep.shim().scalar_to_r(value))
+        return r_shim.adopt(r_shim.shim().scalar_to_r(value))
     return _to_r_dispatch(value, copy, shared_writes)
 
 
@@ -76,7 +76,7 @@ def to_r(value, *, copy: bool | None = None, shared_writes: bool = False):
 def _to_r_dispatch(value, copy, shared_writes):
     if _is_r_object(value):
         return value
-    if type(value) is r_altrep.engine.get("function_class"):
+    if type(value) is r_shim.engine.get("function_class"):
         return value.sexp                     # an RFunction goes back as its R function
     if callable(value):
         return _callable_to_r(value)
@@ -108,7 +108,7 @@ def _none_to_r(value, copy, shared_writes):
 @_to_r_dispatch.register(str)
 def _scalar_to_r(value, copy, shared_writes):
     _classes()
-    return r_altrep.adopt(r_altrep.shim().scalar_to_r(value))
+    return r_shim.adopt(r_shim.shim().scalar_to_r(value))
 
 
 @_to_r_dispatch.register(np.generic)
@@ -146,10 +146,10 @@ def _dict_to_r(value, copy, shared_writes):
 
 
 def _make_list(items, names, r_class=None, row_count=None):
-    shim = r_altrep.shim()
-    result = r_altrep.adopt(shim.make_list([r_altrep.address_of(item) for item in items]),
+    shim = r_shim.shim()
+    result = r_shim.adopt(shim.make_list([r_shim.address_of(item) for item in items]),
                             _classes()["list"])
-    address = r_altrep.address_of(result)
+    address = r_shim.address_of(result)
     if names is not None:
         _set_attr(address, "names", _strings_to_r(names))
     if r_class is not None:
@@ -160,14 +160,14 @@ def _make_list(items, names, r_class=None, row_count=None):
 
 
 def _set_attr(address, name, value_sexp):
-    r_altrep.shim().set_attr(address, name, r_altrep.address_of(value_sexp))
+    r_shim.shim().set_attr(address, name, r_shim.address_of(value_sexp))
 
 
 def _strings_to_r(items, dims=None):
     _classes()
-    result = r_altrep.adopt(r_altrep.shim().make_strings(items))
+    result = r_shim.adopt(r_shim.shim().make_strings(items))
     if dims is not None:
-        _set_attr(r_altrep.address_of(result), "dim", to_r(np.asarray(dims, np.int32)))
+        _set_attr(r_shim.address_of(result), "dim", to_r(np.asarray(dims, np.int32)))
     return result
 
 
@@ -194,7 +194,7 @@ def _array_to_r(array, copy, shared_writes):
                             element_problem=element_problem)
     if how == buffers.VIEW:
         dims = array.shape if array.ndim > 1 else None
-        return r_altrep.wrap(kind, array, shared_writes, dims, _classes()[kind])
+        return r_shim.wrap(kind, array, shared_writes, dims, _classes()[kind])
     return _array_copy_to_r(array)
 
 
@@ -246,8 +246,8 @@ def _check_int32_range(array) -> None:
 def _fill_new_vector(sexptype, source, dims):
     """A new ordinary R vector of `sexptype` holding `source` (one copy, with casting)."""
     _classes()
-    result = r_altrep.adopt(r_altrep.shim().alloc(sexptype, source.size, dims))
-    target = _numeric_view(r_altrep.address_of(result), sexptype, source.shape or None)
+    result = r_shim.adopt(r_shim.shim().alloc(sexptype, source.size, dims))
+    target = _numeric_view(r_shim.address_of(result), sexptype, source.shape or None)
     np.copyto(target, source.reshape(target.shape) if source.ndim == 0 else source,
               casting="unsafe")
     return result
@@ -265,7 +265,7 @@ def _masked_to_r(array, copy):
         return _strings_to_r(items, data.shape if data.ndim > 1 else None)
     result = _array_copy_to_r(np.where(mask, 0, data).astype(data.dtype))
     sexptype = {"f": REALSXP, "c": CPLXSXP}.get(kind, INTSXP if kind != "b" else LGLSXP)
-    target = _numeric_view(r_altrep.address_of(result), sexptype, data.shape or None)
+    target = _numeric_view(r_shim.address_of(result), sexptype, data.shape or None)
     if kind == "f":
         target[mask] = _NA_REAL
     elif kind == "c":
@@ -283,11 +283,11 @@ _NA_REAL = np.frombuffer(np.array([1954, 0x7FF00000], dtype=np.uint32).tobytes()
 
 def _callable_to_r(function):
     """An R function that calls `function` (arguments and result converted)."""
-    shim = r_altrep.shim()
+    shim = r_shim.shim()
     if not _state["dispatcher"]:
         shim.set_dispatcher(_run_callback)
         _state["dispatcher"] = True
-    return r_altrep.adopt(shim.make_function(function), _classes()["closure"])
+    return r_shim.adopt(shim.make_function(function), _classes()["closure"])
 
 
 def _run_callback(function, addresses, names):
@@ -300,9 +300,9 @@ def _run_callback(function, addresses, names):
                 args.append(value)
             else:
                 kwargs[name] = value
-        with r_altrep.engine["python_section"]():  # Ctrl-C in a long Python callback stops it
+        with r_shim.engine["python_section"]():  # Ctrl-C in a long Python callback stops it
             result = to_r(function(*args, **kwargs))
-        return (r_altrep.address_of(result), result)
+        return (r_shim.address_of(result), result)
     except BaseException as error:  # every exception must reach R as an R error
         _state["pending_error"] = error
         return f"Python exception {type(error).__name__}: {error}"
@@ -390,7 +390,7 @@ def _register_pandas(pd) -> None:
         codes = np.asarray(categorical.codes, dtype=np.int32) + 1
         codes[codes == 0] = NA_INTEGER
         result = _fill_new_vector(INTSXP, codes, None)
-        address = r_altrep.address_of(result)
+        address = r_shim.address_of(result)
         _set_attr(address, "levels",
                   _strings_to_r([str(level) for level in categorical.categories]))
         _set_attr(address, "class", _strings_to_r(
@@ -414,11 +414,11 @@ def to_python(sexp, *, copy: bool | None = None):
     view when possible, True = always copy, False = raise CopyRequired rather than copy.
     """
     _classes()
-    return _from_address(r_altrep.address_of(sexp), copy, True)
+    return _from_address(r_shim.address_of(sexp), copy, True)
 
 
 def _from_address(address, copy, scalar_ok):
-    shim = r_altrep.shim()
+    shim = r_shim.shim()
     rtype, length, attributes = shim.describe(address)
     if attributes is None:
         if rtype in _ATOMIC_TYPES:
@@ -446,7 +446,7 @@ def _from_address(address, copy, scalar_ok):
         return None
     # environments, S4 objects, language objects...: no Python equivalent; they are
     # returned as rpy2 proxies, which go back to R unchanged.
-    return r_altrep.borrow(address)
+    return r_shim.borrow(address)
 
 
 def _dims(attributes):
@@ -458,7 +458,7 @@ def _dims(attributes):
 
 def _numeric_view(address, sexptype, dims):
     """A numpy view of an R vector's memory; the array keeps the R vector preserved."""
-    array = np.frombuffer(r_altrep.shim().buffer(address), _NUMERIC_DTYPES[sexptype])
+    array = np.frombuffer(r_shim.shim().buffer(address), _NUMERIC_DTYPES[sexptype])
     if dims is not None:
         array = array.reshape(dims, order="F")
     return array
@@ -478,7 +478,7 @@ def _atomic_to_python(address, rtype, dims, copy):
                if rtype == LGLSXP else "R strings are not Python str objects"))
     if rtype == LGLSXP:
         return _logical_to_python(address, dims)
-    items = r_altrep.shim().strings(address)
+    items = r_shim.shim().strings(address)
     if dims is None:
         return items
     return np.array(items, dtype=object).reshape(dims, order="F")
@@ -487,7 +487,7 @@ def _atomic_to_python(address, rtype, dims, copy):
 def _python_owned_view(address, dims):
     """For an R vector that IS a view of a Python buffer (our ALTREP, not yet copied on
     write): a numpy view of that original buffer, else None."""
-    info = r_altrep.shim().view_info(address)
+    info = r_shim.shim().view_info(address)
     if info is None or info[2]:
         return None
     owner = info[0]
@@ -505,7 +505,7 @@ def _logical_to_python(address, dims):
 
 
 def _list_to_python(address, attributes, copy):
-    shim = r_altrep.shim()
+    shim = r_shim.shim()
     items = [_from_address(item, copy, True) for item in shim.elements(address)]
     names_address = attributes.get("names")
     if names_address is None:
@@ -517,14 +517,14 @@ def _list_to_python(address, attributes, copy):
 
 
 def _function_to_python(address):
-    original = r_altrep.shim().python_callable(address)
+    original = r_shim.shim().python_callable(address)
     if original is not None:
         return original               # a Python callable we exported comes back as itself
-    return r_altrep.engine["function_class"](r_altrep.borrow(address))
+    return r_shim.engine["function_class"](r_shim.borrow(address))
 
 
 def _levels(attributes):
-    return r_altrep.shim().strings(attributes["levels"]) if "levels" in attributes else []
+    return r_shim.shim().strings(attributes["levels"]) if "levels" in attributes else []
 
 
 def _factor_to_python(address, attributes, r_class, copy):
@@ -542,7 +542,7 @@ def _factor_to_python(address, attributes, r_class, copy):
 
 
 def _data_frame_to_python(address, attributes, copy):
-    shim = r_altrep.shim()
+    shim = r_shim.shim()
     names = shim.strings(attributes["names"]) if "names" in attributes else []
     columns = [_column_to_python(item, copy) for item in shim.elements(address)]
     pd = _pandas()
@@ -556,7 +556,7 @@ def _data_frame_to_python(address, attributes, copy):
 
 
 def _column_to_python(address, copy):
-    rtype = r_altrep.shim().describe(address)[0]
+    rtype = r_shim.shim().describe(address)[0]
     value = _from_address(address, copy, False)
     if rtype == STRSXP:
         return np.array(value, dtype=object)

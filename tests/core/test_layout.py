@@ -57,7 +57,7 @@ def layer(name: str) -> int:
 
 def room(name: str) -> str:
     """bridges.<language> and magics are rooms; in marshal, a module's language prefix
-    (r, r_altrep -> r); language-neutral marshal modules (no prefix) serve every room."""
+    (r, r_shim -> r); language-neutral marshal modules (no prefix) serve every room."""
     parts = name.split(".")
     if len(parts) < 3 or layer(name) in (0, 4):
         return ""

@@ -14,9 +14,9 @@ from polymagic.errors import ConversionError, CopyRequired
 ri = r_runtime.start()
 
 from polymagic.marshal import r as marshal  # noqa: E402  (needs R started)
-from polymagic.marshal import r_altrep  # noqa: E402
+from polymagic.marshal import r_shim  # noqa: E402
 
-shim = r_altrep.shim()
+shim = r_shim.shim()
 
 
 def ev(code: str):
@@ -33,7 +33,7 @@ def push(name: str, value, **options):
 
 def r_data_address(name: str) -> int:
     """DATAPTR_RO of the R vector bound to `name` (never triggers copy-on-write)."""
-    return shim.read_address(r_altrep.address_of(ev(name)))
+    return shim.read_address(r_shim.address_of(ev(name)))
 
 
 def address(array) -> int:
@@ -431,7 +431,7 @@ def test_r_function_becomes_rfunction():
     from polymagic.bridges.r import RFunction
     function = r_value("function(n) n + 1")
     assert isinstance(function, RFunction)
-    assert r_altrep.address_of(marshal.to_r(function)) == r_altrep.address_of(function.sexp)
+    assert r_shim.address_of(marshal.to_r(function)) == r_shim.address_of(function.sexp)
 
 
 def test_python_callable_called_from_r():

@@ -22,138 +22,32 @@ import re
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 from ... import hub
 from ...errors import RError, RNameError, RRecursionError, RWarning
-from ...tracebacks import ForeignFrame, is_plumbing, register_source, splice
-from ...marshal import r_altrep as marshal_shim
+from ...tracebacks import (ForeignFrame, entry_point, hide_plumbing, is_plumbing,
+                           register_source, splice)
+from ...marshal import r_shim as marshal_shim
 from . import runtime as r_runtime
+from .rpy2_compat import compatible
 
 __all__ = ["R", "REngine", "RFunction", "CellResult"]
 
-# R code run once when the engine starts; its functions live in a private environment.
-_HELPERS_R = r"""
-parse_cell <- function(text, filename) {
-    lines <- strsplit(text, "\n", fixed = TRUE)[[1L]]
-    tryCatch(parse(text = text, srcfile = srcfilecopy(filename, lines),
-                   keep.source = TRUE),
-             error = function(e) e)
-}
+# The engine's static R code, in real files beside this module (package data).
+_R_CODE = Path(__file__).parent
 
-# The R call stack saved by R's default error handler, outermost first, as text:
-# "call  [file:line]". Big values in calls (rpy2 puts argument values, not names,
-# in the calls it builds) are shown by class, not deparsed.
-take_traceback <- function(outer_name, drop_outer)
-    tryCatch(describe_traceback(outer_name, drop_outer),
-             error = function(e) paste("(R stack unavailable:", conditionMessage(e), ")"))
 
-describe_traceback <- function(outer_name, drop_outer) {
-    calls <- get0(".Traceback", envir = baseenv(), inherits = FALSE)
-    assign(".Traceback", NULL, envir = baseenv())
-    if (is.null(calls)) return(character())
-    calls <- rev(calls)
-    if (drop_outer && length(calls)) calls <- calls[-1L]
-    vapply(seq_along(calls), function(i) {
-        describe_call(calls[[i]], if (i == 1L) outer_name else "<R function>")
-    }, "")
-}
+def _r_source(name: str) -> str:
+    return (_R_CODE / name).read_text()
 
-describe_call <- function(call, closure_name) {
-    srcref <- attr(call, "srcref")
-    if (is.language(call)) {
-        if (is.function(call[[1L]])) call[[1L]] <- as.name(closure_name)
-        if (length(call) > 1L) {
-            parts <- as.list(call)
-            parts[-1L] <- lapply(parts[-1L], shorten_value)
-            call <- as.call(parts)
-        }
-        text <- deparse(call, nlines = 1L, width.cutoff = 120L)[1L]
-    } else {
-        text <- as.character(call)[1L]
-    }
-    if (!is.null(srcref)) {
-        file <- attr(srcref, "srcfile")$filename
-        text <- paste0(text, "  [", file, ":", srcref[1L], "]")
-    }
-    text
-}
-
-shorten_value <- function(value) {
-    if (is.language(value) || missing(value)) return(value)
-    if (is.atomic(value) && length(value) <= 3L && is.null(attributes(value)))
-        return(value)
-    as.name(paste0("<", class(value)[1L], "[", length(value), "]>"))
-}
-
-# options(warning.expression) runs this for every warning no R handler took. The
-# message and call are read from the frame of R's warning machinery that called us.
-forward_warning <- function() {
-    level <- getOption("warn", 0)
-    if (level < 0) return(invisible())
-    found <- FALSE
-    for (i in rev(seq_len(sys.nframe()))) {
-        fun <- sys.function(i)
-        if (identical(fun, base::.signalSimpleWarning)) {
-            frame <- sys.frame(i); text <- frame$msg; call <- frame$call
-            found <- TRUE; break
-        }
-        if (identical(fun, base::warning)) {
-            frame <- sys.frame(i); text <- frame$message; call <- frame$call
-            found <- TRUE; break
-        }
-    }
-    if (!found) { text <- "(R did not say which)"; call <- NULL }
-    if (level >= 2)
-        stop("(converted from warning) ", text, call. = FALSE)
-    # calls built by rpy2 hold the function itself, not its name: no useful text
-    where <- if (is.language(call) && !is.function(call[[1L]]))
-        deparse(call, nlines = 1L)[1L] else ""
-    if (isTRUE(emit_warning(where, text)))
-        stop("a Python warning filter turned this R warning into an error: ", text,
-             call. = FALSE)
-    invisible()
-}
-
-print_value <- function(value) print(value)
-
-# deparse() reads this lazily loaded base variable; forced now, so that a C stack
-# overflow can never interrupt its first evaluation and break deparse() for good.
-invisible(base::..deparseOpts)
-
-emit_warning <- function(where, text) .External(".Python", warning_pointer, where, text)
-"""
-
-# `py`, the shared Python namespace as seen from R (polymagic.hub), attached to R's
-# search path as "polymagic" so every R function can see it.
-_HUB_R = r"""
-py <- structure(new.env(), class = "polymagic_namespace")
-# S3 lookup does not search attached environments, so the methods are registered.
-local({
-    methods <- list(
-        `$` = function(x, name) py_get(name),
-        `[[` = function(x, i, ...) py_get(i),
-        `$<-` = function(x, name, value) { py_set(name, value); x },
-        `[[<-` = function(x, i, value) { py_set(i, value); x },
-        names = function(x) unlist(py_names()),
-        print = function(x, ...) {
-            cat("<the shared Python namespace:", length(names(x)), "names>\n")
-            invisible(x)
-        })
-    for (generic in names(methods))
-        registerS3method(generic, "polymagic_namespace", methods[[generic]])
-    registerS3method(".DollarNames", "polymagic_namespace",
-                     function(x, pattern = "") grep(pattern, names(x), value = TRUE),
-                     envir = asNamespace("utils"))
-})
-"""
 
 _cell_numbers = itertools.count(1)
 _PARSE_POSITION = re.compile(r":(\d+):(\d+): ([^\n]*)")
-_ERROR_PREFIX = re.compile(r"^Error(?: in )?", re.S)
 
 # Set when the engine starts; module globals keep RFunction.__call__ lean.
-_to_r = _to_python = _enter = _leave = _RRuntimeError = None
-_rlib = _wrap_sexp = _ERROR_FLAG = None
+_to_r = _enter = _leave = _RRuntimeError = None
+_rlib = _wrap_sexp = _build_rcall = _ERROR_FLAG = None
 _LANG: tuple = ()
 _r_thread = None
 
@@ -167,29 +61,6 @@ def _enter_r() -> None:
     if _enter() == _STACK_EXHAUSTED:
         raise RecursionError("maximum recursion depth exceeded: too little C stack is "
                              "left to enter R (recursion through R is too deep)")
-
-
-def _guarded(session, evaluate, outer_name: str, filename: str, line: int):
-    """`evaluate()` (an R evaluation at a cell's top level) with Ctrl-C routed to R;
-    an R failure becomes RError (or KeyboardInterrupt) placed at the cell line."""
-    __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
-    _enter_r()
-    try:
-        result = evaluate()
-    except _RRuntimeError:
-        interrupted = session.shim.pm_sigint_leave()
-        failure = _failure(session, interrupted, outer_name=outer_name,
-                           drop_outer=True, cell=filename, line=line)
-    except BaseException:
-        session.shim.pm_sigint_leave()
-        raise
-    else:
-        interrupted = session.shim.pm_sigint_leave()
-        session.release_stderr()
-        if interrupted:
-            raise KeyboardInterrupt
-        return result
-    raise failure
 
 
 class CellResult:
@@ -207,8 +78,8 @@ class _Session:
     """The started engine: rinterface, helper functions, shim, console state."""
 
     def __init__(self):
-        global _to_r, _to_python, _enter, _leave, _RRuntimeError, _r_thread
-        global _rlib, _wrap_sexp, _ERROR_FLAG, _LANG
+        global _to_r, _enter, _leave, _RRuntimeError, _r_thread
+        global _rlib, _wrap_sexp, _build_rcall, _ERROR_FLAG, _LANG
         from rpy2.rinterface_lib import _rinterface_capi, conversion, openrlib
         from ...marshal import r as marshal
         self.ri = r_runtime.start()
@@ -217,14 +88,17 @@ class _Session:
         self.sources: dict[str, str] = {}
         self.held_stderr: str | None = None
         self.python_error: BaseException | None = None
+        self.warning_place: tuple[str, int] | None = None  # (cell name, line) or None
         self.helpers = self._define_helpers()
         self._route_console()
         self._route_warnings()
         self._install_hub()
-        _to_r, _to_python = marshal.to_r, marshal.to_python
+        _to_r = marshal.to_r
+        RFunction._result = staticmethod(marshal.to_python)
         _enter, _leave = self.shim.pm_sigint_enter, self.shim.pm_sigint_leave
         _RRuntimeError = self.ri.embedded.RRuntimeError
         _rlib, _wrap_sexp = openrlib.rlib, conversion._cdata_to_rinterface
+        _build_rcall = _rinterface_capi.build_rcall
         _ERROR_FLAG = _rinterface_capi.ffi.new("int *")
         _LANG = (_rlib.Rf_lang1, _rlib.Rf_lang2, _rlib.Rf_lang3, _rlib.Rf_lang4,
                  _rlib.Rf_lang5, _rlib.Rf_lang6)
@@ -233,7 +107,7 @@ class _Session:
     def _define_helpers(self):
         ri = self.ri
         env = ri.baseenv["new.env"](parent=ri.baseenv)
-        ri.baseenv["eval"](ri.parse(_HELPERS_R), env)
+        ri.baseenv["eval"](ri.parse(_r_source("helpers.R")), env)
         return env
 
     def _route_console(self):
@@ -247,11 +121,7 @@ class _Session:
         # while R still holds the pointer; keep our own external pointer alive here.
         self.warning_pointer = ri.SexpExtPtr.from_pyobject(self.emit_warning)
         self.helpers["warning_pointer"] = self.warning_pointer
-        # The hook is a call whose function is the helper itself, so it resolves
-        # wherever R evaluates it (the frame of the code that warned).
-        ri.baseenv["eval"](ri.parse(
-            "options(warning.expression = as.call(list(forward_warning)))"),
-            self.helpers)
+        self.helpers["route_warnings"]()
 
     def _install_hub(self):
         """`py` in R: `py$f(x)` calls a Python function of the shared namespace."""
@@ -260,7 +130,7 @@ class _Session:
         env["py_get"] = to_r(lambda name: hub.lookup(str(name), "R"))
         env["py_set"] = to_r(hub.assign)
         env["py_names"] = to_r(lambda: sorted(n for n in hub.namespace() if n[0] != "_"))
-        ri.baseenv["eval"](ri.parse(_HUB_R), env)
+        ri.baseenv["eval"](ri.parse(_r_source("hub.R")), env)
 
     # R's console output, in order, to whatever sys.stdout / sys.stderr are now.
     def write_stdout(self, text: str) -> None:
@@ -286,15 +156,23 @@ class _Session:
         where, text = str(where[0]), str(text[0])
         message = f"In {where}: {text}" if where else text
         try:
-            _warn_at_user_code(RWarning(message))
+            _warn_at_user_code(RWarning(message), self.warning_place)
         except BaseException as error:  # a warnings filter set to "error"
             self.python_error = error
             return self.ri.BoolSexpVector([True])
         return self.ri.BoolSexpVector([False])
 
 
-def _warn_at_user_code(warning: Warning) -> None:
-    """Issue `warning` attributed to the nearest frame outside polymagic and rpy2."""
+_CELL_WARNING_REGISTRIES: dict[str, dict] = {}
+
+
+def _warn_at_user_code(warning: Warning, place: tuple[str, int] | None = None) -> None:
+    """Issue `warning` attributed to `place` (a named cell's line), else to the nearest
+    frame outside polymagic and rpy2."""
+    if place is not None:
+        registry = _CELL_WARNING_REGISTRIES.setdefault(place[0], {})
+        warnings.warn_explicit(warning, type(warning), place[0], place[1], "R", registry)
+        return
     frame = sys._getframe(1)
     while frame is not None and is_plumbing(frame.f_code.co_filename):
         frame = frame.f_back
@@ -368,14 +246,16 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
     if not message:
         message = "R stopped without a message"
     if _C_STACK_OVERFLOW in message:
-        return RRecursionError(f"{message} (recursion too deep, through R)", stack=stack)
+        return compatible(RRecursionError(f"{message} (recursion too deep, through R)",
+                                          stack=stack))
     frame_line, frame_file = _innermost_cell_line(stack)
     if frame_file is not None and (cell is None or frame_file == cell):
         # deeper than the top-level expression, in the same cell (or, for a call
         # from Python, in whichever cell defined the function)
         cell, line = frame_file, frame_line
     source = session.sources.get(cell) if cell else None
-    return splice(RError(message, stack=stack, line=line, source=source), frames)
+    return splice(compatible(RError(message, stack=stack, line=line, source=source)),
+                  frames)
 
 
 def _take_stack(session: _Session, outer_name: str, drop_outer: bool) -> list[str]:
@@ -422,6 +302,7 @@ def _innermost_cell_line(stack: list[str]):
 # ---------------------------------------------------------------------------------
 # The engine
 
+@entry_point  # errors reach the user without polymagic's frames
 class REngine:
     """Embedded R, started on first use. `R.eval`, `R[name]`, `R[name] = value`."""
 
@@ -442,19 +323,25 @@ class REngine:
         visibility. `filename` names the cell in R's source references."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         session = _session()
+        named = filename is not None  # a notebook's cell: its warnings point at its lines
         filename = filename or f"<R cell {next(_cell_numbers)}>"
         session.sources[filename] = code
         register_source(filename, code)  # so tracebacks can show R lines
         expressions = self._parse(session, code, filename)
         result = CellResult(None, False)
         srcrefs = expressions.do_slot("srcref") if len(expressions) else None
+        outer_place = session.warning_place
         for index in range(len(expressions)):
             line = int(srcrefs[index][0])
-            value, visible = self._evaluate_top_level(session, expressions[index],
-                                                      filename, line)
-            last = index == len(expressions) - 1
-            if visible and print_visible and (print_last or not last):
-                self._print(session, value, filename, line)
+            session.warning_place = (filename, line) if named else None
+            try:
+                value, visible = self._evaluate_top_level(session, expressions[index],
+                                                          filename, line)
+                last = index == len(expressions) - 1
+                if visible and print_visible and (print_last or not last):
+                    self._print(session, value, filename, line)
+            finally:
+                session.warning_place = outer_place
             result = CellResult(value, visible)
         return result
 
@@ -468,23 +355,20 @@ class REngine:
             line = int(found.group(1)) if found else None
             column = f", column {found.group(2)}" if found else ""
             what = found.group(3) if found else message
-            raise RError(f"parse error at line {line}{column}: {what}", line=line,
-                         source=code)
+            raise compatible(RError(f"parse error at line {line}{column}: {what}",
+                                    line=line, source=code), parsing=True)
         return parsed
 
     def _evaluate_top_level(self, session: _Session, expression, filename: str,
                             line: int):
         """Evaluate one parsed expression in globalenv: (value, visible)."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
-        with_visible = session.ri.baseenv["withVisible"]
-        pair = _guarded(session, lambda: with_visible.rcall(((None, expression),),
-                                                             session.ri.globalenv),
-                        "withVisible", filename, line)
+        with_visible = _CellStep(session.ri.baseenv["withVisible"], filename, line)
+        pair = with_visible(expression)
         return pair[0], bool(pair[1][0])
 
     def _print(self, session: _Session, value, filename: str, line: int) -> None:
-        _guarded(session, lambda: session.helpers["print_value"](value), "print",
-                 filename, line)
+        _CellStep(session.helpers["print_value"], filename, line, "print")(value)
 
     def to_python(self, sexp, *, copy: bool | None = None):
         """An R value (an rpy2 Sexp, e.g. `run_cell(...).value`) as a Python object."""
@@ -502,6 +386,14 @@ class REngine:
     def get(self, name: str, copy: bool | None = None):
         """The value of `name` seen from R's global environment, converted.
         RNameError (a KeyError) when R has no such variable."""
+        value = _session().marshal.to_python(self.find(name), copy=copy)
+        if isinstance(value, RFunction) and value.name is None:
+            value.name = name
+        return value
+
+    def find(self, name: str):
+        """The R object `name` is bound to, seen from R's global environment, not
+        converted (an rpy2 Sexp). RNameError (a KeyError) when R has no such variable."""
         session = _session()
         _check_name(name)
         ri = session.ri
@@ -510,10 +402,7 @@ class REngine:
         if _is_missing_mark(found):
             raise RNameError(f"object '{name}' not found: R's global environment "
                              f"(and the packages it sees) has no variable by that name")
-        value = session.marshal.to_python(found, copy=copy)
-        if isinstance(value, RFunction) and value.name is None:
-            value.name = name
-        return value
+        return found
 
     def __getitem__(self, name: str):
         return self.get(name)
@@ -528,6 +417,11 @@ class REngine:
     def __repr__(self) -> str:
         state = "running" if r_runtime.is_started() else "not started"
         return f"<polymagic R engine ({state})>"
+
+
+def helper(name: str) -> RFunction:
+    """A function of the engine's own R code (helpers.R), callable from Python."""
+    return RFunction(_session().helpers[name], name)
 
 
 def _check_name(name) -> None:
@@ -569,6 +463,11 @@ class RFunction:
     """
 
     __slots__ = ("sexp", "name", "_cdata", "__weakref__")
+    # Where a failure is placed and how the result comes back: the engine's own calls
+    # at a cell's top level (_CellStep) change these.
+    _drop_outer = False
+    _cell = _line = None
+    _result = None  # marshal.to_python, set when the engine starts
 
     def __init__(self, sexp, name: str | None = None):
         self.sexp = sexp
@@ -576,61 +475,78 @@ class RFunction:
         self._cdata = sexp.__sexp__._cdata
 
     def __call__(self, *args, **kwargs):
+        """The one way into R, for every call and every cell step: the call is built
+        with R's C API and R_tryEval'ed in R's global environment (rpy2's own closure
+        call spends ~6 us in Python around the same two C calls), with Ctrl-C routed
+        to R while it runs. Kept in one frame: deep Python <-> R recursion pays for
+        every frame of the round trip."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
-        if threading.get_ident() != _r_thread:
-            _session()  # starts R, or raises ThreadError from a foreign thread
-        if kwargs or len(args) >= len(_LANG):
-            return self._call_with_names(args, kwargs)
-        to_r = _to_r
-        r_args = [to_r(value) for value in args]  # alive until R returns
-        _enter_r()
-        # The hot path: build the call with R's C API and R_tryEval it (rpy2's own
-        # closure call spends ~6 us in Python around the same two C calls).
-        call = _rlib.Rf_protect(_LANG[len(r_args)](
-            self._cdata, *[value.__sexp__._cdata for value in r_args]))
-        result = _rlib.R_tryEval(call, _rlib.R_GlobalEnv, _ERROR_FLAG)
-        failed = _ERROR_FLAG[0]
-        if not failed:
-            result = _wrap_sexp(result)  # preserved from here on
-        _rlib.Rf_unprotect(1)
-        interrupted = _leave()
-        if failed:
-            raise _failure(_SESSION, interrupted, outer_name=self.name or "<R function>",
-                           drop_outer=False)
-        if interrupted:
-            raise KeyboardInterrupt
-        if _SESSION.held_stderr is not None:
-            _SESSION.release_stderr()
-        return _to_python(result)
-
-    def _call_with_names(self, args, kwargs):
-        """Calls with keyword arguments (named R arguments), through rpy2."""
-        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
-        to_r = _to_r
-        r_args = [to_r(value) for value in args]
-        r_kwargs = {key: to_r(value) for key, value in kwargs.items()}
-        _enter_r()
-        try:
-            result = self.sexp(*r_args, **r_kwargs)
-        except _RRuntimeError:
-            failure = _failure(_SESSION, _leave(), outer_name=self.name or "<R function>",
-                               drop_outer=False)
-        except BaseException:
-            _leave()
-            raise
-        else:
-            if _leave():
+        try:  # inline rather than @entry_point: no extra frame per call
+            if threading.get_ident() != _r_thread:
+                _session()  # starts R, or raises ThreadError from a foreign thread
+            to_r = _to_r
+            r_args = [to_r(value) for value in args]  # alive until R returns
+            named = [(key, to_r(value)) for key, value in kwargs.items()] if kwargs else ()
+            _enter_r()
+            try:
+                if not named and len(r_args) < len(_LANG):
+                    call = _LANG[len(r_args)](self._cdata,
+                                              *[value.__sexp__._cdata for value in r_args])
+                else:
+                    call = _build_rcall(self._cdata, r_args, named)
+                call = _rlib.Rf_protect(call)
+                result = _rlib.R_tryEval(call, _rlib.R_GlobalEnv, _ERROR_FLAG)
+                failed = _ERROR_FLAG[0]
+                if not failed:
+                    result = _wrap_sexp(result)  # preserved from here on
+                _rlib.Rf_unprotect(1)
+            finally:
+                interrupted = _leave()
+            if failed:
+                raise _failure(_SESSION, interrupted,
+                               outer_name=self.name or "<R function>",
+                               drop_outer=self._drop_outer, cell=self._cell,
+                               line=self._line)
+            if interrupted:
                 raise KeyboardInterrupt
-            _SESSION.release_stderr()
-            return _to_python(result)
-        raise failure
+            if _SESSION.held_stderr is not None:
+                _SESSION.release_stderr()
+            return self._result(result)
+        except BaseException as error:
+            hide_plumbing(error)  # the user sees no polymagic frame, this one included
+            raise
 
     def __repr__(self) -> str:
         return f"<R function {self.name or '(anonymous)'}>"
 
 
+class _CellStep(RFunction):
+    """One step of a cell at top level (withVisible(expression), print(value)): its
+    R objects go in and come back unconverted, and an R failure is placed at the
+    cell line and leaves polymagic's own call out of R's stack."""
+
+    __slots__ = ("_cell", "_line")
+    _drop_outer = True
+
+    def __init__(self, sexp, cell: str, line: int, name: str | None = None):
+        super().__init__(sexp, name or "withVisible")
+        self._cell, self._line = cell, line
+
+    @staticmethod
+    def _result(sexp):
+        return sexp
+
+
 R = REngine()
 
 
+def _forget_error_echo() -> None:
+    """R printed an error inside the marshal shim; it reaches the user as a Python
+    exception, so the echo held back for an RError is dropped."""
+    if _SESSION is not None:
+        _SESSION.held_stderr = None
+
+
 marshal_shim.connect(start=r_runtime.start, lock=r_runtime.lock,
-                     python_section=r_runtime.python_section, function_class=RFunction)
+                     python_section=r_runtime.python_section, function_class=RFunction,
+                     on_r_error=_forget_error_echo)

@@ -59,23 +59,19 @@ class RGraphics:
         return options
 
     def __enter__(self) -> "RGraphics":
-        from . import engine as r
+        from .engine import helper
         self.directory = Path(tempfile.mkdtemp(prefix="polymagic-R-plots-"))
         pattern = str(self.directory / f"Rplot%03d.{self.format}")
         arguments = self.device_arguments()
         if self.format == "svg":
             arguments["onefile"] = False  # one file per page, like png
-        grdevices = r.R.eval(f"grDevices::{self.format}")
-        grdevices(pattern, **arguments)
-        self._device = r.R.eval("grDevices::dev.cur()")
+        self._device = helper("open_device")(self.format, pattern, **arguments)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        from . import engine as r
+        from .engine import helper
         if self._device is not None:
-            close = r.R.eval("function(device) if (device %in% grDevices::dev.list()) "
-                             "invisible(grDevices::dev.off(device))")
-            close(self._device)
+            helper("close_device")(self._device)
             self._device = None
         self.pages = sorted(path for path in self.directory.iterdir()
                             if path.stat().st_size > 0)

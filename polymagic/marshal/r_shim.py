@@ -1,9 +1,12 @@
-"""Build, load and use the R ALTREP shim (r_altrep.c): Python buffers seen by R as vectors.
+"""Build, load and use the R shim (r_shim*.c): Python buffers seen by R as vectors
+(ALTREP views), R closures calling Python, and R objects read and built from Python.
 
 The shim is a small CPython extension compiled on first use into polymagic's build cache
-(keyed by its source, R's home and version, the compiler and the Python ABI), then loaded
+(keyed by its sources, R's home and version, the compiler and the Python ABI), then loaded
 from there in milliseconds. Its functions take and return R objects as integer addresses;
 this module turns those into rpy2 `rinterface` objects without rpy2's slower generic paths.
+An R error inside the shim (an allocation failing, a string R cannot translate) raises
+ConversionError with R's message; it never unwinds through Python (see r_shim.h).
 
 Every shim function that creates an R object returns it already R_PreserveObject'ed;
 `adopt()` hands that preservation over to rpy2's bookkeeping, so the object is released
@@ -17,24 +20,27 @@ from pathlib import Path
 
 from ..build import cache_key, cached_build
 from ..toolchain import compiler, compiler_identity, load_extension, python_include_flags, run_tool
-from ..errors import BridgeUnavailable, CompileError
+from ..errors import BridgeUnavailable, CompileError, ConversionError
 
-SOURCE = Path(__file__).with_name("r_altrep.c")
-MODULE_NAME = "_polymagic_r_altrep"
+HERE = Path(__file__).parent
+SOURCES = ("r_shim.c", "r_shim_views.c", "r_shim_closures.c", "r_shim_objects.c")
+HEADERS = ("r_shim.h",)
+MODULE_NAME = "_polymagic_r_shim"
 KIND_REAL, KIND_INTEGER, KIND_COMPLEX = 0, 1, 2
 
 _state: dict = {"shim": None}
 
 # What the R engine hands marshal, so that marshal imports no bridge: how to start R,
-# R's lock, the section for Python code R calls back into, and the class of R functions
-# seen from Python. Set once by polymagic.bridges.r when it is imported.
+# R's lock, the section for Python code R calls back into, the class of R functions
+# seen from Python, and what to do after R unwound inside the shim (R printed an error
+# that reaches the user as a ConversionError). Set once by polymagic.bridges.r.
 engine: dict = {}
 
 
-def connect(*, start, lock, python_section, function_class) -> None:
+def connect(*, start, lock, python_section, function_class, on_r_error=None) -> None:
     """Called by the R engine: what the conversions need from it."""
     engine.update(start=start, lock=lock, python_section=python_section,
-                  function_class=function_class)
+                  function_class=function_class, on_r_error=on_r_error)
 
 
 def shim():
@@ -54,6 +60,7 @@ def _load():
         if _state["shim"] is None:
             path = _build(_r_version(rinterface))
             module = load_extension(MODULE_NAME, path)
+            module.set_error_handling(ConversionError, engine.get("on_r_error"))
             module.register_classes()
             _bind_rpy2(rinterface)
             _state["shim"] = module
@@ -66,25 +73,31 @@ def _r_version(rinterface) -> str:
 
 def _build(r_version: str) -> Path:
     r_home = os.environ["R_HOME"]
-    source = SOURCE.read_text()
+    texts = {name: (HERE / name).read_text() for name in SOURCES + HEADERS}
     c_compiler = compiler("c")
-    key = cache_key("r_altrep", source, r_home, r_version, compiler_identity(c_compiler))
+    key = cache_key("r_shim", sorted(texts.items()), r_home, r_version,
+                    compiler_identity(c_compiler))
     artifact = MODULE_NAME + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
 
     def produce(directory: Path) -> None:
-        (directory / "r_altrep.c").write_text(source)
-        command = [c_compiler, "-O2", "-fPIC", "-shared", "-Wall",
-                   *python_include_flags(), *_r_include_flags(r_home),
-                   "r_altrep.c", "-o", artifact,
-                   f"-L{r_home}/lib", "-lR", f"-Wl,-rpath,{r_home}/lib"]
+        for name, text in texts.items():  # the very texts the key was made from
+            (directory / name).write_text(text)
+        command = [c_compiler, "-O2", "-fPIC", "-shared", "-Wall", "-fvisibility=hidden",
+                   *python_include_flags(), *r_include_flags(r_home), *SOURCES,
+                   "-o", artifact, *r_link_flags(r_home)]
         result = run_tool(command, cwd=directory)
         if result.returncode != 0:
-            raise CompileError("C (polymagic R ALTREP shim)", result.stderr, command)
+            raise CompileError("C (polymagic R shim)", result.stderr, command)
 
     return cached_build(key, artifact, produce)
 
 
-def _r_include_flags(r_home: str) -> list[str]:
+def r_link_flags(r_home: str) -> list[str]:
+    """Linking against libR, found at run time where it was at build time."""
+    return [f"-L{r_home}/lib", "-lR", f"-Wl,-rpath,{r_home}/lib"]
+
+
+def r_include_flags(r_home: str) -> list[str]:
     """R's header directory: `R CMD config --cppflags`, else $R_HOME/include."""
     result = run_tool([str(Path(r_home) / "bin" / "R"), "CMD", "config", "--cppflags"])
     flags = result.stdout.split() if result.returncode == 0 else []
@@ -92,9 +105,6 @@ def _r_include_flags(r_home: str) -> list[str]:
         raise BridgeUnavailable("R", "R's C headers (Rinternals.h) were not found",
                                 "Install them: sudo apt-get install -y r-base-dev")
     return flags or [f"-I{r_home}/include"]
-
-
-
 
 
 # ---- rpy2 objects from addresses ------------------------------------------------------

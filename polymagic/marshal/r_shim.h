@@ -1,0 +1,64 @@
+/* The R shim: one small CPython extension (built on first use by r_shim.py from every
+ * r_shim*.c file here) through which Python values and R objects cross.
+ *
+ *   r_shim.c           the module, and pm_guard: R code run so that an R error cannot
+ *                      longjmp over Python frames
+ *   r_shim_views.c     ALTREP vectors whose data pointer IS a Python buffer
+ *   r_shim_closures.c  R closures that call Python callables
+ *   r_shim_objects.c   reading R objects from Python, building them from Python values
+ *
+ * Functions take and return R objects as integer addresses. Every function that
+ * creates an R object returns it R_PreserveObject'ed (r_shim.py hands the preservation
+ * to rpy2).
+ *
+ * The rule all parts keep: an R error (Rf_error, or an R allocation failing) unwinds
+ * with a longjmp, which must never cross a Python frame or skip a Python reference
+ * count. Called from Python, every R call that can fail runs inside pm_guard; called
+ * from R (ALTREP methods, the closure body), Python work is done between
+ * PyGILState_Ensure/Release with nothing in between that can fail in R.
+ */
+#ifndef POLYMAGIC_R_SHIM_H
+#define POLYMAGIC_R_SHIM_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define R_NO_REMAP
+#include <Rinternals.h>
+#include <R_ext/Altrep.h>
+
+/* ---- r_shim.c ----------------------------------------------------------------------- */
+
+/* Run body(data) in a top-level R context. 1 when it returned; 0 when R unwound
+ * instead, with a Python ConversionError set that says R could not `what` and why. */
+int pm_guard(const char *what, void (*body)(void *), void *data);
+
+/* Set a ConversionError (the class polymagic.errors gives at load) with a message. */
+PyObject *pm_conversion_error(const char *format, ...);
+
+SEXP pm_sexp_arg(PyObject *arg);
+
+/* ---- r_shim_views.c ----------------------------------------------------------------- */
+
+extern PyMethodDef pm_view_methods[];
+int pm_is_view(SEXP x);            /* one of our ALTREP vectors */
+
+/* ---- r_shim_closures.c -------------------------------------------------------------- */
+
+extern PyMethodDef pm_closure_methods[];
+
+/* ---- r_shim_objects.c --------------------------------------------------------------- */
+
+extern PyMethodDef pm_object_methods[];
+int pm_add_object_types(PyObject *module);  /* RBuffer; -1 with an exception set */
+
+/* The dims of a new vector, read from a Python tuple (or None) before any R call, so
+ * that the guarded part touches no Python object. */
+#define PM_MAX_RANK 64
+typedef struct {
+    int rank;                      /* -1: no dims */
+    int extents[PM_MAX_RANK];
+} pm_dims;
+int pm_read_dims(PyObject *dims, pm_dims *out);   /* -1 with an exception set */
+void pm_set_dims(SEXP x, const pm_dims *dims);   /* R context: may unwind */
+
+#endif
