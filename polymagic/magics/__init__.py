@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..progress import whole_cell
 from ..tracebacks import entry_point
 
 # module -> Magics class name; imported only by %load_ext, never by `import polymagic`.
@@ -26,8 +27,19 @@ def _magic_classes():
             if missing.name != module_name:  # a real import failure inside the module
                 raise
             continue  # that language's magics are not written yet
-        # errors from a magic reach the notebook without polymagic's frames
-        yield entry_point(getattr(module, class_name))
+        yield _prepared(getattr(module, class_name))
+
+
+def _prepared(magic_class):
+    """`magic_class` with each cell magic owning its cell (a build's progress display
+    may then clear it, polymagic.progress) and each magic an entry point (its errors
+    reach the notebook without polymagic's frames, polymagic.tracebacks). Done once."""
+    if "_polymagic_prepared" not in vars(magic_class):
+        for method_name in set(magic_class.magics.get("cell", {}).values()):
+            setattr(magic_class, method_name, whole_cell(vars(magic_class)[method_name]))
+        entry_point(magic_class)
+        magic_class._polymagic_prepared = True
+    return magic_class
 
 
 def register(ipython) -> None:

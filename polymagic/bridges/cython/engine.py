@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from ...errors import CythonOptionError
+from ...progress import cell_label, progress
 from ...tracebacks import entry_point
 from .cell import MANIFEST, CellBuild
 from .loading import load_cell, read_annotation
@@ -74,7 +75,8 @@ def build(source: str, **options) -> CythonBuild:
     started = time.perf_counter()
     cell = CellBuild(source, opts, toolchain,
                      stamp=time.time() if opts.force else None)
-    path = cell.cached_path() or cell.build()
+    with progress(cell_label("Cython", source)):  # shown if it takes over a second
+        path = cell.cached_path() or cell.build()
     manifest = json.loads((path.parent / MANIFEST).read_text())
     if manifest["utility_module"]:
         load_utility_module(toolchain, manifest["utility_module"])
