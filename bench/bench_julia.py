@@ -1,12 +1,15 @@
 """polymagic's Julia bridge against raw juliacall, in one run.
 
-1. numpy -> Julia: `pm.julia["x"] = a` (a Julia Array on the numpy buffer) against
-   juliacall's own conversion of the argument (`identity(a)`, PythonCall's PyArray) and
-   against the copy juliacall users write (`convert(Vector{Float64}, a)`).
+1. numpy -> Julia: `pm.julia["x"] = a` (a read-only PyArray on the numpy buffer, made in
+   Julia) and `pm.julia.assign("x", a, shared_writes=True)` (a Julia Array on the
+   buffer) against juliacall's own conversion of the argument (`identity(a)`,
+   PythonCall's PyArray) and against the copy juliacall users write
+   (`convert(Vector{Float64}, a)`).
 2. Julia -> numpy: `pm.julia["x"]` (np.asarray of the ArrayValue) against juliacall's
    `Main.x` then `np.array(..)` (copy).
-3. Call overhead: a Julia `f(x) = x + 1` called through polymagic's JuliaFunction
-   against the same function called through juliacall directly.
+3. Call overhead: a Julia `f(x) = x + 1` called through polymagic's JuliaFunction (its
+   arguments and errors go through PolymagicBridge.jl's `call_function`) against the
+   same function called through juliacall directly.
 
 Sizes 1e3 ... 1e8 doubles (1e8 = 800 MB; skipped when less than 4 GB RAM is free).
 With no Julia runtime it prints why and exits 0.
@@ -54,12 +57,15 @@ def crossing_rows(julia, main, repeat: int) -> list[dict]:
             continue
         array = np.random.default_rng(0).random(size)
         push = median_seconds(lambda: julia.assign("bench_x", array), repeat)
+        push_shared = median_seconds(
+            lambda: julia.assign("bench_x", array, shared_writes=True), repeat)
         raw_wrap = median_seconds(lambda: julia_identity(array), repeat)
         raw_copy = median_seconds(lambda: julia_copy(array), repeat)
         main.seval(f"bench_y = rand({size}); nothing")
         pull = median_seconds(lambda: julia.get("bench_y"), repeat)
         raw_pull = median_seconds(lambda: np.array(main.bench_y), repeat)
-        rows.append({"n": size, "push_s": push, "juliacall_pyarray_s": raw_wrap,
+        rows.append({"n": size, "push_s": push, "push_shared_s": push_shared,
+                     "juliacall_pyarray_s": raw_wrap,
                      "juliacall_copy_s": raw_copy, "pull_s": pull,
                      "juliacall_pull_copy_s": raw_pull})
     return rows
@@ -75,10 +81,11 @@ def call_rows(julia, main, repeat: int) -> dict:
 
 
 def print_table(rows: list[dict], calls: dict) -> None:
-    print(f"{'n':>10} {'pm push':>10} {'jc PyArray':>11} {'jc copy':>10} {'pm pull':>10} "
-          f"{'jc pull+copy':>13} {'copy/push':>10} {'copy/pull':>10}")
+    print(f"{'n':>10} {'pm push':>10} {'pm shared':>10} {'jc PyArray':>11} {'jc copy':>10} "
+          f"{'pm pull':>10} {'jc pull+copy':>13} {'copy/push':>10} {'copy/pull':>10}")
     for row in rows:
-        print(f"{row['n']:>10.0e} {row['push_s']*1e6:>8.1f}us {row['juliacall_pyarray_s']*1e6:>9.1f}us"
+        print(f"{row['n']:>10.0e} {row['push_s']*1e6:>8.1f}us {row['push_shared_s']*1e6:>8.1f}us"
+              f" {row['juliacall_pyarray_s']*1e6:>9.1f}us"
               f" {row['juliacall_copy_s']*1e6:>8.1f}us {row['pull_s']*1e6:>8.1f}us"
               f" {row['juliacall_pull_copy_s']*1e6:>11.1f}us"
               f" {row['juliacall_copy_s']/row['push_s']:>10.1f}"
