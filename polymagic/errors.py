@@ -164,9 +164,11 @@ class RRecursionError(RError, RecursionError):
 
 
 class JuliaError(ForeignError):
-    """Julia threw an exception."""
+    """Julia threw an exception; `julia_type` names its Julia type ('MethodError',
+    'BoundsError' ...; '' when polymagic raised it, as for JuliaNameError)."""
 
     language = "Julia"
+    julia_type = ""
 
 
 class JuliaNameError(JuliaError, KeyError):
