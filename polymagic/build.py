@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import option
+from .progress import progress
 from .errors import CacheDirError, PolymagicError
 
 VERSION = "0.1.0"
@@ -108,11 +109,13 @@ def cache_key(kind: str, *parts) -> str:
     return f"{kind}_{hashlib.sha256(payload.encode()).hexdigest()[:32]}"
 
 
-def cached_build(key: str, artifact: str, produce: Callable[[Path], None]) -> Path:
+def cached_build(key: str, artifact: str, produce: Callable[[Path], None],
+                 label: str | None = None) -> Path:
     """The path of `artifact` in entry `key`, calling `produce(tmpdir)` when absent.
 
     `produce` writes the entry's files into the directory it is given and raises on
-    failure; nothing is published then.
+    failure; nothing is published then. A build that takes more than a second shows
+    `label` (what is built) and the time so far (polymagic.progress).
     """
     entry = cache_dir() / key
     target = entry / artifact
@@ -121,7 +124,8 @@ def cached_build(key: str, artifact: str, produce: Callable[[Path], None]) -> Pa
     _remove_abandoned_staging(entry.parent, key)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
     try:
-        produce(staging)
+        with progress(label or key.partition("_")[0]):
+            produce(staging)
         if not (staging / artifact).exists():
             raise PolymagicError(f"build of {key} produced no {artifact}")
         _publish(staging, entry)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ... import build
+from ...progress import cell_label
 from ...toolchain import compiler, compiler_identity, load_extension
 from ...tracebacks import entry_point
 from .options import CppOptions
@@ -57,7 +58,7 @@ def load(source: str, options: CppOptions):
         from .compiler import build_module
         build_module(source, options, module_name, cxx, staging, MODULE_FILE, PLAN_FILE)
 
-    library = build.cached_build(key, MODULE_FILE, produce)
+    library = build.cached_build(key, MODULE_FILE, produce, label=cell_label("C++", source))
     plan = json.loads((library.parent / PLAN_FILE).read_text())
     filename = f"<C++ cell {key[4:12]}>"
     register_source(filename, source)
