@@ -15,8 +15,8 @@ A cell's own output is its stream text, its results and displays (text/plain) an
 error's message: never its traceback, which echoes the cell's source (comments
 included), and never a line that holds a marker, so no declaration can satisfy itself.
 A cell tagged `raises-exception` must declare `raises:` and `frames:`, and raise; any
-cell that shows output must declare at least one line. Frames of polymagic's own
-files are left out of `frames:` (hiding them from users is issue 11's work).
+cell that shows output must declare at least one line. `frames:` lists every frame a
+user sees, so a frame of polymagic's own files (shown as `polymagic/<file>:line`) fails it.
 
 Why this matcher rather than nbval or testbook: nbval compares each cell with outputs
 stored in the .ipynb, and these notebooks are kept without outputs (readable diffs; a
@@ -100,8 +100,8 @@ def own_lines(cell) -> list[str]:
 
 
 def frames(error) -> list[str]:
-    """The error's traceback frames, outermost first, as `cell:3 in f` or
-    `<R cell>:2 in g`; frames of polymagic's own files are left out."""
+    """The error's traceback frames, outermost first, as `cell:3 in f`, `<R cell>:2 in g`
+    or, for polymagic's own files, `polymagic/hub.py:10 in call`."""
     found = []
     for entry in error.traceback:
         header = ANSI.sub("", entry).lstrip().split("\n", 1)[0]
@@ -113,7 +113,7 @@ def frames(error) -> list[str]:
             if FOREIGN_CELL.fullmatch(filename):
                 filename = FOREIGN_CELL.sub(r"<\1 cell>", filename)
             elif Path(filename).resolve().is_relative_to(PACKAGE):
-                continue
+                filename = "polymagic/" + Path(filename).resolve().relative_to(PACKAGE).as_posix()
             else:
                 filename = Path(filename).name
             where = f"{filename}:{line}"
@@ -223,8 +223,8 @@ R_RAISES = ("%%R\ncheck <- function(n) if (n > 3) stop('n is too big: ', n)\nche
 R_FRAMES = ("Cell In[3], line 1\n----> 1 get_ipython().run_cell_magic('R', '', ...)\n",
             "    [... skipping hidden 5 frame]\n",
             "File <R cell 4>:2, in <top level>()\n----> 2 check(10)\n",
-            f"File {PACKAGE / 'hub.py'}:10, in call(f)\n---> 10 f()\n",
             "File \x1b[0;32m<R cell 4>:1\x1b[0m, in \x1b[0;36mcheck\x1b[0m()\n----> 1 check <-")
+POLYMAGIC_FRAME = f"File {PACKAGE / 'hub.py'}:10, in call(f)\n---> 10 f()\n"
 
 
 def test_an_expect_is_not_satisfied_by_its_own_source_echoed_in_a_traceback():
@@ -264,8 +264,8 @@ def test_an_expect_is_checked_only_against_its_own_cell():
 
 
 def test_a_cell_tagged_to_raise_must_raise_the_declared_error_with_its_frames():
-    """Raising nothing, another class, another message or frames out of order all fail;
-    the declared error passes (polymagic's own frames are not compared)."""
+    """Raising nothing, another class, another message, frames out of order or a frame
+    of polymagic's own all fail; the declared error passes."""
     good = _cell(R_RAISES, _error("RError", "R error (cell line 1): in check(10) : "
                                   "n is too big: 10\n-->    1 | check <- ...", *R_FRAMES),
                  tags=["raises-exception"])
@@ -275,7 +275,8 @@ def test_a_cell_tagged_to_raise_must_raise_the_declared_error_with_its_frames():
     for ename, evalue, entries in [
             ("ValueError", good.outputs[0].evalue, R_FRAMES),
             ("RError", "R error (cell line 1): in check(10) : unrelated failure", R_FRAMES),
-            ("RError", good.outputs[0].evalue, (R_FRAMES[0], R_FRAMES[4], R_FRAMES[2]))]:
+            ("RError", good.outputs[0].evalue, (R_FRAMES[0], R_FRAMES[3], R_FRAMES[2])),
+            ("RError", good.outputs[0].evalue, R_FRAMES[:3] + (POLYMAGIC_FRAME,) + R_FRAMES[3:])]:
         bad = _cell(R_RAISES, _error(ename, evalue, *entries), tags=["raises-exception"])
         assert cell_problems(bad, set()), (ename, evalue)
 
