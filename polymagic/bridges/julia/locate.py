@@ -44,7 +44,7 @@ HOW_TO_GET_JULIA = (
     "Install Julia 1.10 or later with juliaup (curl -fsSL https://install.julialang.org "
     "| sh) and make sure `julia` is on PATH, or point polymagic at an existing Julia "
     "with PYTHON_JULIAPKG_EXE=/path/to/bin/julia. To let juliacall download Julia "
-    "itself, set POLYMAGIC_JULIA_AUTOINSTALL=yes.")
+    "itself, set POLYMAGIC_JULIA_AUTOINSTALL=yes. More: python -m polymagic help julia")
 
 _VERSION_TIMEOUT_SECONDS = 30
 _VERSION_PATTERN = re.compile(r"^julia version (\d+)\.(\d+)\.(\d+)", re.IGNORECASE)
