@@ -187,9 +187,7 @@ def _julia_found() -> bool:
 def test_notebook_shows_what_each_cell_declares(path, tmp_path):
     """The notebook runs in a real kernel; each cell shows what its comments declare,
     and each cell tagged raises-exception raises the declared error with its frames."""
-    julia = _julia_found()
-    if path.stem == "julia" and not julia:
-        pytest.skip("no Julia runtime on this machine: notebooks/julia.ipynb needs one")
+    julia = _julia_found()  # without Julia, every notebook still runs: its cells say so
     notebook = _runner().execute(path, tmp_path)
     assert any(markers(cell, {"julia", "no julia"}) for cell in notebook.cells
                if cell.cell_type == "code"), f"{path.name} declares nothing to check"
