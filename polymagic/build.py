@@ -124,7 +124,7 @@ def cached_build(key: str, artifact: str, produce: Callable[[Path], None],
     _remove_abandoned_staging(entry.parent, key)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
     try:
-        with progress(label or key.partition("_")[0]):
+        with progress(label or f"polymagic's {key.rpartition('_')[0]} module"):
             produce(staging)
         if not (staging / artifact).exists():
             raise PolymagicError(f"build of {key} produced no {artifact}")
