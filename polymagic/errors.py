@@ -27,7 +27,8 @@
             ├── CppStdException (RuntimeError)     any other std::exception
             └── CppRecursionError (RecursionError) the C++ -> Python depth guard
 
-    Warnings: RWarning, UnsupportedSignature (both UserWarning).
+    Warnings: RWarning, UnsupportedSignature (both UserWarning); DamagedCacheEntry
+    (RuntimeWarning): a build cache entry was damaged, dropped and is built again.
 
     `also(error, *bases)` makes an error an instance of classes from libraries this
     module does not import (IPython's UsageError, rpy2's RRuntimeError, RParsingError,
@@ -98,6 +99,11 @@ class UnsupportedType(PolymagicError):
 
 class UnsupportedSignature(UserWarning):
     """A cell function was not exported because a type in its signature cannot cross."""
+
+
+class DamagedCacheEntry(RuntimeWarning):
+    """A build cache entry was truncated or altered after it was published; it was
+    removed and is built again (the message names the entry and what was wrong)."""
 
 
 class ConversionError(PolymagicError, TypeError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 
 import numpy as np
@@ -68,8 +69,10 @@ def test_memoryview_receives_numpy_array_without_copy(ip):
     assert array.tolist() == [0.0, 10.0, 20.0, 30.0]
 
 
-def test_options_of_cythons_magic_are_accepted(ip):
-    """-+, -3, -c, --link-args, -n, -f and --verbose run unchanged."""
+def test_options_of_cythons_magic_take_effect(ip, capsys):
+    """-+, -3, -c, --link-args, -n, -f and --verbose each do what Cython's magic does:
+    C++ is compiled (a libcpp vector), Python 3 division, the -D macro and the linker
+    flag reach the compiler, the module has the name, -f rebuilds, --verbose reports."""
     cell = textwrap.dedent("""\
         from libcpp.vector cimport vector
         cdef extern from *:
@@ -77,11 +80,37 @@ def test_options_of_cythons_magic_are_accepted(ip):
         def pm_options():
             cdef vector[int] v = [PM_FLAG]
             return v
+        def pm_division():
+            return 1 / 2
         """)
-    ip.run_cell_magic("cython", "-+ -3 -c=-DPM_FLAG=3 --link-args=-lm -n pm_opts_mod -f "
-                                "--verbose", cell)
-    assert ip.user_ns["pm_options"]() == [3]
-    assert ip.user_ns["pm_options"].__module__ == "pm_opts_mod"
+    line = "-+ -3 -c=-DPM_FLAG=3 --link-args=-Wl,-z,pm-link-marker -n pm_opts_mod -f --verbose"
+    capsys.readouterr()
+    ip.run_cell_magic("cython", line, cell)
+    first = capsys.readouterr().err
+    ip.run_cell_magic("cython", line, cell)
+    second = capsys.readouterr().err
+    assert ip.user_ns["pm_options"]() == [3]  # -+ (libcpp) and -c=-DPM_FLAG=3
+    assert ip.user_ns["pm_division"]() == 0.5  # -3: true division (language level 2: 0)
+    assert ip.user_ns["pm_options"].__module__ == "pm_opts_mod"  # -n
+    assert sys.modules["pm_opts_mod"].pm_options is not None
+    command = next(text for text in first.splitlines() if " -o " in text)
+    compiler_call = command.split("] ", 1)[1].split()
+    assert "-Wl,-z,pm-link-marker" in compiler_call  # --link-args, after the sources
+    assert compiler_call[compiler_call.index("-o") + 2] == "-Wl,-z,pm-link-marker"
+    assert compiler_call[compiler_call.index("-o") + 1].startswith("pm_opts_mod.")
+    assert "-DPM_FLAG=3" in compiler_call and any(
+        part.endswith(".cpp") for part in compiler_call)  # -+: Cython wrote C++
+    for report in (first, second):  # -f: built both times, never a cache hit
+        assert "pm_opts_mod from " in report and "(built," in report
+    linker_said = [text for text in first.splitlines()
+                   if "pm-link-marker" in text and " -o " not in text]
+    assert linker_said  # --verbose printed the linker's own words about the flag
+
+
+def test_language_level_2_is_python_2_division(ip):
+    """-2 compiles with Python 2 semantics: 1 / 2 is integer division."""
+    ip.run_cell_magic("cython", "-2", "def pm_division_2():\n    return 1 / 2\n")
+    assert ip.user_ns["pm_division_2"]() == 0
 
 
 def test_verbose_reports_where_the_utility_code_lives(ip, capsys):

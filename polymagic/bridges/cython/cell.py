@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ...build import cache_dir, cache_key, cached_build
+from ...build import cache_dir, cache_key, cached_build, cached_entry
 from ...errors import CompileError
 from ...toolchain import run_tool
 from .diagnostics import map_c_diagnostics, map_cython_listing
@@ -62,10 +62,11 @@ class CellBuild:
         return self.module_name(mode) + EXT_SUFFIX
 
     def cached_path(self) -> Path | None:
-        """The extension of an existing entry for this cell, shared or inline."""
+        """The extension of an existing, intact entry for this cell, shared or inline
+        (a damaged one is dropped with a warning, and the cell is built again)."""
         for mode in (SHARED, INLINE):
-            path = cache_dir() / self.keys[mode] / self.artifact(mode)
-            if path.exists():
+            path = cached_entry(self.keys[mode], self.artifact(mode))
+            if path is not None:
                 return path
         return None
 
@@ -84,7 +85,8 @@ class CellBuild:
                       f"({utility.state()})", file=sys.stderr)
             mode = generated.mode
             return cached_build(self.keys[mode], self.artifact(mode),
-                                lambda staging: self._produce(staging, generated, utility))
+                                lambda staging: self._produce(staging, generated, utility),
+                                language=f"{LANGUAGE} (C compiler)")
 
     def _produce(self, staging: Path, generated: Generated,
                  utility: UtilityBuild) -> None:

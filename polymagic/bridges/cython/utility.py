@@ -86,13 +86,14 @@ class UtilityBuild:
             self._thread.start()
 
     def wait(self) -> Path:
-        """The built module's path, after the build (raises the build's failure)."""
+        """The built module's path, after the build (raises the build's failure); an entry
+        found damaged is built again here."""
         self.start()
         thread = self._thread
         if thread is not None:
             thread.join()
         self.raise_failure()
-        return self.path
+        return self._cached_build()
 
     def raise_failure(self) -> None:
         """Raise (once) the failure of a finished background build, as CompileError.
@@ -110,10 +111,14 @@ class UtilityBuild:
 
     def _run(self) -> None:
         try:
-            cached_build(self.key, self.artifact, self._produce)
+            self._cached_build()
         except BaseException as failure:  # kept, and raised by the next cell needing it
             with self._lock:
                 self._failure = failure
+
+    def _cached_build(self) -> Path:
+        return cached_build(self.key, self.artifact, self._produce,
+                            language=f"{LANGUAGE} (C compiler)")
 
     def _produce(self, staging: Path) -> None:
         suffix = ".cpp" if self.toolchain.cplus else ".c"
