@@ -4,6 +4,8 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument
 
+from ..errors import MagicNameError, also
+
 
 def io_arguments(function):
     """Declare `-i/--input`, `-o/--output` (as rpy2's %%R spells them), `--copy` and
@@ -48,11 +50,32 @@ def _is_foreign_name(name: str) -> bool:
 
 
 def lookup_inputs(values: list[str], namespace: dict, language: str) -> dict:
-    """{foreign name: Python value} for `-i`, a UsageError naming any unknown name."""
-    inputs = {}
-    for foreign_name, python_name in name_pairs(values):
-        if python_name not in namespace:
-            raise UsageError(f"-i {python_name}: no Python variable named "
-                             f"{python_name!r} to pass to {language}")
-        inputs[foreign_name] = namespace[python_name]
-    return inputs
+    """{foreign name: Python value} for `-i`; see `input_triples` for the errors."""
+    return {foreign: value for foreign, _, value
+            in input_triples(values, namespace, language)}
+
+
+def input_triples(values: list[str], namespace, language: str, option: str = "-i"):
+    """[(foreign name, Python name, value)] for `-i` (or `%Rpush`). A Python name may be
+    a dotted path (`module.attribute`), as rpy2 allows; an unknown name raises
+    MagicNameError, a NameError that is also IPython's UsageError, naming it."""
+    return [(foreign, python, find_python(python, namespace, language, option))
+            for foreign, python in name_pairs(values)]
+
+
+def find_python(name: str, namespace, language: str | None, option: str):
+    """The value of `name` (or dotted path `a.b.c`) in `namespace`; `language`, if
+    given, is where the value was to go (for the message)."""
+    first, *attributes = name.split(".")
+    if first not in namespace:
+        where = f" to pass to {language}" if language else ""
+        raise also(MagicNameError(f"{option} {name}: no Python variable named "
+                                  f"{first!r}{where}"), UsageError)
+    value = namespace[first]
+    for depth, attribute in enumerate(attributes, start=1):
+        if not hasattr(value, attribute):
+            where = ".".join([first, *attributes[:depth - 1]])
+            raise also(MagicNameError(f"{option} {name}: {where} has no attribute "
+                                      f"{attribute!r}"), UsageError)
+        value = getattr(value, attribute)
+    return value

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
-from . import buffers, r_shim
+from . import buffers, r_dates, r_shim
 from .r_shim import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
 
 # R's SEXPTYPE codes (Rinternals.h).
@@ -119,6 +119,10 @@ def _numpy_scalar_to_r(value, copy, shared_writes):
     return to_r(value.item(), copy=copy, shared_writes=shared_writes)
 
 
+for _type, _rule in r_dates.SCALAR_RULES.items():  # dates and times (more specific
+    _to_r_dispatch.register(_type)(_rule)          # than np.generic's rule above)
+
+
 @_to_r_dispatch.register(bytes)
 def _bytes_to_r(value, copy, shared_writes):
     if copy is False:
@@ -212,6 +216,8 @@ def _array_copy_to_r(array):
     if kind in "iu":
         _check_int32_range(array)
         return _fill_new_vector(INTSXP, array, dims)
+    if kind in "Mm":
+        return r_dates.array_to_r(array)
     raise ConversionError(f"cannot convert a numpy array of dtype {array.dtype} to R: "
                           f"R has no such type")
 
@@ -347,8 +353,8 @@ def _register_pandas(pd) -> None:
     @_to_r_dispatch.register(pd.DataFrame)
     def _data_frame_to_r(frame, copy, shared_writes):
         names = [str(column) for column in frame.columns]
-        columns = [_series_values_to_r(frame.iloc[:, index], copy, shared_writes)
-                   for index in range(frame.shape[1])]
+        columns = [_column_to_r(frame.iloc[:, index], name, copy, shared_writes)
+                   for index, name in enumerate(names)]
         return _make_list(columns, names, "data.frame", _row_names_to_r(frame.index))
 
     @_to_r_dispatch.register(pd.Series)
@@ -359,10 +365,23 @@ def _register_pandas(pd) -> None:
     def _categorical_to_r(categorical, copy, shared_writes):
         return _factor_to_r(categorical, copy)
 
+    @_to_r_dispatch.register(pd.DatetimeIndex)
+    def _datetime_index_to_r(index, copy, shared_writes):
+        return r_dates.pandas_datetimes_to_r(index, copy)
+
+    def _column_to_r(series, name, copy, shared_writes):
+        try:
+            return _series_values_to_r(series, copy, shared_writes)
+        except ConversionError as error:  # say which column; the error keeps its class
+            error.args = (f"column {name!r}: {error}", *error.args[1:])
+            raise
+
     def _series_values_to_r(series, copy, shared_writes):
         dtype = series.dtype
         if isinstance(dtype, pd.CategoricalDtype):
             return _factor_to_r(series.array, copy)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            return r_dates.pandas_datetimes_to_r(series, copy)
         if isinstance(dtype, np.dtype) and dtype.kind != "O":
             return to_r(series.to_numpy(), copy=copy, shared_writes=shared_writes)
         if copy is False:
@@ -370,6 +389,9 @@ def _register_pandas(pd) -> None:
                                f"as a copy: R has no such column type to view")
         values = series.to_numpy(dtype=object)
         missing = series.isna().to_numpy()
+        temporal = r_dates.objects_to_r(values, missing) if dtype.kind == "O" else None
+        if temporal is not None:  # dates or times held as Python objects
+            return temporal
         if missing.any() or dtype.kind in "biuf":
             present = values[~missing]
             target = np.array(present.tolist() or [], dtype=_masked_dtype(dtype))
@@ -433,6 +455,9 @@ def _from_address(address, copy, scalar_ok):
         return _function_to_python(address)
     attributes = dict(attributes or ())
     r_class = shim.strings(attributes["class"]) if "class" in attributes else ()
+    temporal = r_dates.class_rule(r_class) if rtype in (REALSXP, INTSXP) else None
+    if temporal is not None:  # POSIXct, Date, difftime
+        return temporal(address, rtype, attributes, copy, _pandas())
     if rtype == INTSXP and "factor" in r_class:
         return _factor_to_python(address, attributes, r_class, copy)
     if rtype == VECSXP and "data.frame" in r_class:

@@ -489,8 +489,8 @@ def test_python_callable_released_with_r_function():
 # ---- unsupported types ------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, name", [(object(), "object"), ({1, 2}, "set"),
-                                         (np.array(["2020-01-01"], dtype="M8[D]"),
-                                          "datetime64")])
+                                         (np.zeros(2, dtype=np.longdouble),
+                                          "float128")])
 def test_unsupported_python_values_raise_conversion_error(value, name):
     """A value with no R equivalent raises ConversionError naming its type; R works."""
     with pytest.raises(ConversionError, match=name):
