@@ -272,6 +272,15 @@ def test_uniform_list_becomes_an_atomic_vector(ip):
     assert ip.run_line_magic("R", "class(mixed)")[0] == "list"
 
 
+def test_list_of_dates_becomes_one_date_vector(ip):
+    """%Rpush of a list of dates gives one R Date vector (simplify2array would drop the
+    class), None becoming NA."""
+    ip.user_ns["days"] = [datetime.date(2024, 1, 1), None, datetime.date(2024, 1, 3)]
+    ip.run_line_magic("Rpush", "days")
+    assert ip.run_line_magic("R", "class(days)")[0] == "Date"
+    assert list(ip.run_line_magic("R", "is.na(days)")) == [False, True, False]
+
+
 def test_push_pull_and_get_are_views(ip):
     """%Rpush sends a float64 array as a view, %Rget/%Rpull give views back: one memory."""
     ip.user_ns["shared"] = np.linspace(0, 1, 100)
