@@ -4,6 +4,7 @@
     ├── BridgeUnavailable (ImportError)      a runtime or compiler is missing: how to get it
     ├── ConfigError (ValueError)             a POLYMAGIC_* variable holds a bad value
     ├── OptionError (ValueError)             a library option polymagic cannot use
+    │   ├── CppOptionError
     │   ├── CythonOptionError
     │   └── GraphicsOptionError
     ├── CacheDirError (PermissionError)      the build cache is not private
@@ -25,7 +26,9 @@
             ├── CppIndexError (IndexError)         std::out_of_range
             ├── CppRuntimeError (RuntimeError)     std::runtime_error
             ├── CppStdException (RuntimeError)     any other std::exception
-            └── CppRecursionError (RecursionError) the C++ -> Python depth guard
+            ├── CppRecursionError (RecursionError) the C++ -> Python depth guard
+            └── CppFault                           a C++ call stopped by a signal
+                └── CppExit                        ... or by exit() and its kin
 
     Warnings: RWarning, UnsupportedSignature (both UserWarning); DamagedCacheEntry
     (RuntimeWarning): a build cache entry was damaged, dropped and is built again.
@@ -68,6 +71,10 @@ class ConfigError(PolymagicError, ValueError):
 
 class OptionError(PolymagicError, ValueError):
     """An option given to a library function has a value it cannot use."""
+
+
+class CppOptionError(OptionError):
+    """An option given to pm.cpp() (or %%cpp) has a value it cannot use."""
 
 
 class CythonOptionError(OptionError):
@@ -208,6 +215,25 @@ class CppStdException(CppError, RuntimeError):
 
 class CppRecursionError(CppError, RecursionError):
     """Recursion through C++ (to Python and back) nearly exhausted the thread's stack."""
+
+
+class CppFault(CppError):
+    """A C++ call faulted (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) and polymagic cut it
+    off instead of letting the process die; the process state may be damaged, so a
+    restart is wise. `signal` names the signal, `function` the C++ function, `cell`
+    its cell."""
+
+    signal: str | None = None
+    function: str | None = None
+    cell: str | None = None
+
+
+class CppExit(CppFault):
+    """A cell called exit(), _Exit(), quick_exit() or _exit(): polymagic stopped the call
+    instead of the process. `how` names the function called, `status` its status."""
+
+    how: str | None = None
+    status: int | None = None
 
 
 class CompileError(PolymagicError):

@@ -1,8 +1,14 @@
 """`%%cpp`: compile a C++ cell and bind its top-level functions in the user namespace."""
 from __future__ import annotations
 
+import importlib.util
+import keyword
+
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..errors import CppOptionError, also
 
 
 @magics_class
@@ -41,13 +47,40 @@ class CppMagics(Magics):
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.cpp import CppOptions, load
 
-        args = parse_argstring(self.cpp, line)
-        options = CppOptions.make(args.compile_args, args.link_args, args.libraries,
-                                  args.library_dirs, args.include_dirs, args.std,
-                                  args.optimize, args.name, args.force, args.verbose)
+        args = _parse(self.cpp, line)
+        try:
+            options = CppOptions.make(args.compile_args, args.link_args, args.libraries,
+                                      args.library_dirs, args.include_dirs, args.std,
+                                      args.optimize, args.name, args.force, args.verbose)
+        except CppOptionError as error:
+            raise also(error, UsageError) from None
         module = load(cell, options)
         namespace = self.shell.user_ns
         for export in module.__exports__:
             namespace[export] = getattr(module, export)
         if args.name:
             namespace[args.name] = module
+
+
+def _parse(magic, line: str):
+    """The magic's options; every malformed line (unbalanced quotes included) and a
+    -n that is no name of its own is a UsageError."""
+    try:
+        args = parse_argstring(magic, line)
+    except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"%%cpp: cannot read the options {line!r}: {error}") from None
+    name = args.name
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise UsageError(f"%%cpp -n {name!r}: the module is bound under this name, so it "
+                         f"must be a Python identifier")
+    if name is not None and (name == "__builtins__" or _importable(name)):
+        raise UsageError(f"%%cpp -n {name!r}: a module named {name!r} can be imported; "
+                         f"binding the cell under that name would hide it. Pick another")
+    return args
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

@@ -95,21 +95,32 @@ C_API_TABLE_HEAD = ("stash", "hub_state", "hub_lookup", "explicit", "ipython",
 
 
 def exception_from_cpp(module_name: str, function: int, kind: int, handle: int,
-                       type_name: bytes, message: bytes) -> BaseException:
-    """The exception object the C glue raises for a pending C++ error (GIL held)."""
+                       type_name: bytes, message: bytes,
+                       raised: BaseException | None = None) -> BaseException:
+    """The exception object the C glue raises for a pending C++ error (GIL held).
+    `raised`: what Python's own signal handlers raised, run by the glue after a
+    Ctrl-C (normally a KeyboardInterrupt)."""
     info = modules.get(module_name)
     described = info.functions[function] if info is not None else None
+    name = described["name"] if described else "a C++ function"
+    line = described["line"] if described else None
+    source = info.source if info else None
     if kind == exceptions.PYTHON:
         with _stash_lock:
             error = _stash.pop(handle, None)
         if error is None:  # the C glue could not stash it (printed as unraisable)
             error = SystemError("a Python exception raised under C++ was lost on the "
                                 "way (see the 'Exception ignored' report above)")
+    elif kind == exceptions.INTERRUPTED:  # pm::check_interrupt() after a Ctrl-C
+        error = raised if raised is not None else KeyboardInterrupt()
+    elif kind in (exceptions.FAULT, exceptions.EXIT, exceptions.FORCED_STOP):
+        error = exceptions.stopped(
+            kind, type_name.decode("utf-8", "replace"), message.decode("utf-8", "replace"),
+            handle, name, info.filename if info else "a C++ cell", line, source)
     else:
         error = exceptions.from_cpp(
             kind, type_name.decode("utf-8", "replace"), message.decode("utf-8", "replace"),
-            described["name"] if described else "a C++ function",
-            described["line"] if described else None, info.source if info else None)
+            name, line, source)
     if described is not None:
         frame = ForeignFrame("C++", described["name"], info.filename, described["line"])
         splice(error, [frame])

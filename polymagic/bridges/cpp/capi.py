@@ -127,9 +127,9 @@ def _signature_caller(key: tuple, index: int) -> str:
         params.append(f"{_c_type(ret)}* out")
     converter = f"PM_TABLE({len(TABLE_HEAD) + index})"
     return (f"int {caller_name(key)}({', '.join(params)}) {{\n"
-            "    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            "    PM_ENTER_PYTHON\n    PyGILState_STATE gil = PyGILState_Ensure();\n"
             + _call_body(list(args), ret, "(PyObject*)callable", converter, True) +
-            "    PyGILState_Release(gil);\n    return status;\n}\n")
+            "    PyGILState_Release(gil);\n    PM_LEAVE_PYTHON\n    return status;\n}\n")
 
 
 def _import_caller(function: dict, index: int, signatures: int) -> str:
@@ -147,9 +147,9 @@ def _import_caller(function: dict, index: int, signatures: int) -> str:
                         "    if (target == NULL) goto done;\n", 1)
     body = body.replace("done:\n", "done:\n    Py_XDECREF(target);\n", 1)
     return (f"int {import_caller_name(function)}({', '.join(params) or 'void'}) {{\n"
-            f"    if (pm_table == NULL) return 1;\n"
-            "    PyGILState_STATE gil = PyGILState_Ensure();\n"
-            + body + "    PyGILState_Release(gil);\n    return status;\n}\n")
+            "    if (pm_table == NULL) return 1;\n"
+            "    PM_ENTER_PYTHON\n    PyGILState_STATE gil = PyGILState_Ensure();\n"
+            + body + "    PyGILState_Release(gil);\n    PM_LEAVE_PYTHON\n    return status;\n}\n")
 
 
 def glue_code(plan: dict) -> str:

@@ -46,6 +46,7 @@ def trampoline(function: dict) -> str:
         guards += "    pm_rt_clear_callback();\n"
     return (f"{thunks}extern \"C\" {result.trampoline_result()} {function['symbol']}"
             f"({', '.join(c_params) or 'void'}) {{\n{guards}"
+            f"    PM_CALL_FRAME({index}, {failed})\n"
             f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
 
 
@@ -77,13 +78,17 @@ def import_definition(function: dict) -> str:
     head = (f"    pm_rt_stack_check(pm_python_room());\n"
             f"    auto target = {slot};\n"
             f"    if (!target) pm_rt_unconnected_import(\"{function['name']}\");\n")
+    python = "pm_python_frame python_frame; "  # a signal in there is Python's
     if result.held:
-        call = (f"    {ret} result;\n    target({', '.join([*actuals, '&result'])});\n"
+        call = (f"    {ret} result;\n"
+                f"    {{ {python}target({', '.join([*actuals, '&result'])}); }}\n"
                 f"    pm_rt_check_callback();\n    return result;\n")
     elif isinstance(result, Void):
-        call = f"    target({', '.join(actuals)});\n    pm_rt_check_callback();\n"
+        call = (f"    {{ {python}target({', '.join(actuals)}); }}\n"
+                f"    pm_rt_check_callback();\n")
     else:
-        call = (f"    {ret} result = target({', '.join(actuals)});\n"
+        call = (f"    {ret} result;\n"
+                f"    {{ {python}result = target({', '.join(actuals)}); }}\n"
                 f"    pm_rt_check_callback();\n    return result;\n")
     return (f"extern \"C\" {{ {_slot_declaration(function)} = nullptr; }}\n"
             f"{ret} {function.get('qualified', function['name'])}({formals}) "
@@ -123,7 +128,8 @@ def translation_unit(source: str, plan: dict) -> str:
     if not source.endswith("\n"):
         source += "\n"
     imports = plan.get("imports", [])
-    parts = ['#line 1 "cell"\n', source, sources.text("cell_prelude.hpp"),
+    parts = ['#line 1 "cell"\n', source, f'#line 1 "{TRAMPOLINE_FILE}"\n',
+             sources.text("faults.h"), sources.text("cell_prelude.hpp"),
              capi.cpp_declarations(plan),
              "".join(definition for _name, definition, _cdef in _assigners(imports))]
     if any(isinstance(kind_of(p["type"]), StdFunction) for f in plan["functions"]
@@ -174,7 +180,7 @@ def glue_preamble(plan: dict, module_name: str) -> str:
     prototypes and its C-API callers."""
     return (f'#define PM_MODULE_NAME "{module_name}"\n' + sources.text("glue_cdef.h") +
             sources.text("glue_preamble.c") + "\n".join(_c_declarations(plan)) + "\n" +
-            capi.glue_code(plan))
+            sources.text("faults.h") + capi.glue_code(plan))
 
 
 def emit_glue(plan: dict, module_name: str, path) -> None:

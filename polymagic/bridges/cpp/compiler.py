@@ -2,7 +2,8 @@
 
 The steps, with the slow ones overlapped: libclang reads the cell's signatures; the
 cell + trampolines (C++) and cffi's glue (C) then compile in parallel; one link joins
-them with polymagic's C++ runtime (compiled once per compiler, cached).
+them with polymagic's C++ runtime (compiled once per compiler, cached) and the fault
+library (faults.py), with exit() and its kin wrapped (native/runtime.cpp).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from ... import build
 from ...errors import CompileError
-from ...toolchain import compiler_identity, run_tool
-from . import capi, codegen, signatures, sources
+from ...toolchain import compiler_identity
+from . import capi, codegen, processes, signatures, sources
 from .options import CppOptions
 
 RUNTIME_SOURCE = sources.NATIVE / "runtime.cpp"
@@ -26,51 +27,79 @@ _UNDEFINED = re.compile(r"undefined reference to `([^'(]+)")
 
 def runtime_object(cxx: str) -> Path:
     """polymagic's C++ runtime object for this compiler (built once, then cached)."""
-    source = RUNTIME_SOURCE.read_text()
-    flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden", f"-I{build.CSRC}"]
-    key = build.cache_key("cpp-runtime", source, build.csrc_text(), flags,
-                          compiler_identity(cxx))
+    flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden", f"-I{build.CSRC}",
+             f"-I{sources.NATIVE}", f"-I{signatures.INCLUDE_DIR}"]
+    key = build.cache_key("cpp-runtime", build.sources_digest(sources.NATIVE.parent),
+                          build.csrc_text(), flags, compiler_identity(cxx))
 
     def produce(staging: Path) -> None:
-        _run([cxx, *flags, "-c", str(RUNTIME_SOURCE), "-o", str(staging / "runtime.o")],
-             "polymagic's C++ runtime")
-    return build.cached_build(key, "runtime.o", produce)
+        processes.run([cxx, *flags, "-c", str(RUNTIME_SOURCE), "-o",
+                       str(staging / "runtime.o")], "polymagic's C++ runtime")
+    return build.cached_build(key, "runtime.o", produce, language="C++")
+
+
+# exit() and its kin leave the call instead of the process (native/runtime.cpp).
+_WRAPPED_EXITS = ("exit", "_Exit", "quick_exit", "_exit")
 
 
 def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
-                 staging: Path, module_file: str, plan_file: str) -> None:
+                 staging: Path, module_file: str, plan_file: str,
+                 fault_library: Path) -> None:
     """Write the extension `module_file` and the export plan `plan_file` into
-    `staging`, or raise CompileError."""
+    `staging`, or raise CompileError. Every compiler process it starts is killed if
+    the build stops early (Ctrl-C included)."""
     runtime = runtime_object(cxx)
-    args = signatures.clang_args(cxx, options.std, options.include_dirs,
-                                 options.preprocessor_flags())
-    plan = signatures.parse(source, args)
+    plan = _read_signatures(source, options, cxx)
     _check_imports(plan)
     plan["c_api"] = capi.plan_entry(plan)  # what the loader gives the C-API callers
     cell_cpp, glue_c = staging / "cell_module.cpp", staging / "glue.c"
     cell_cpp.write_text(codegen.translation_unit(source, plan))
-    cell_job = _start([cxx, *options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",
-                       "-fvisibility=hidden", "-c",
-                       str(cell_cpp), "-o", str(staging / "cell_module.o")])
-    codegen.emit_glue(plan, module_name, glue_c)
-    # The full C API, not cffi's default limited one: the glue's pm_python_room reads
-    # the thread state (the module is built per Python version anyway).
-    glue_job = _start([cxx, "-x", "c", "-O2", "-fPIC", "-fvisibility=hidden",
-                       "-D_CFFI_NO_LIMITED_API", *_python_includes(), "-c", str(glue_c),
-                       "-o",
-                       str(staging / "glue.o")])
-    cell_result, glue_result = _finish(cell_job), _finish(glue_job)
-    _check(cell_result, source, plan, "compilation")
-    _check(glue_result, source, plan, "compilation of the cffi glue")
-    link = [cxx, "-shared", "-o", str(staging / module_file),
-            str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
-            *options.link_flags(), "-Wl,-z,defs", "-Wl,--warn-unresolved-symbols"]
-    link_result = run_tool(link)
+    with processes.Jobs() as jobs:
+        cell_job = jobs.start([cxx, *options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",
+                               "-fvisibility=hidden", "-c",
+                               str(cell_cpp), "-o", str(staging / "cell_module.o")])
+        codegen.emit_glue(plan, module_name, glue_c)
+        # The full C API, not cffi's default limited one: the glue's pm_python_room
+        # reads the thread state (the module is built per Python version anyway).
+        glue_job = jobs.start([cxx, "-x", "c", "-O2", "-fPIC", "-fvisibility=hidden",
+                               "-D_CFFI_NO_LIMITED_API", *_python_includes(), "-c",
+                               str(glue_c), "-o", str(staging / "glue.o")])
+        cell_result, glue_result = jobs.finish(cell_job), jobs.finish(glue_job)
+        _check(cell_result, source, plan, "compilation")
+        _check(glue_result, source, plan, "compilation of the cffi glue")
+        link = [cxx, "-shared", "-o", str(staging / module_file),
+                str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
+                str(fault_library),
+                # the fault library, wherever the cache is: beside this entry
+                f"-Wl,-rpath,$ORIGIN/../{fault_library.parent.name}",
+                *(f"-Wl,--wrap={name}" for name in _WRAPPED_EXITS),
+                *options.link_flags(), "-Wl,-z,defs", "-Wl,--warn-unresolved-symbols"]
+        link_result = jobs.run(link)
     _check_link(link_result, plan)
     if options.verbose:
         for job in (cell_result, glue_result, link_result):
             print(" ".join(job.args), job.stderr, sep="\n")
     (staging / plan_file).write_text(json.dumps(plan))
+
+
+def _read_signatures(source: str, options: CppOptions, cxx: str) -> dict:
+    """The export plan, from libclang; options libclang rejects (a --std it does not
+    know) are explained by the compiler's own diagnostic, as a CompileError."""
+    from clang.cindex import TranslationUnitLoadError
+    args = signatures.clang_args(cxx, options.std, options.include_dirs,
+                                 options.preprocessor_flags())
+    try:
+        return signatures.parse(source, args)
+    except TranslationUnitLoadError as failure:
+        check = [cxx, *options.cxx_flags(), "-fsyntax-only", "-x", "c++", "/dev/null"]
+        with processes.Jobs() as jobs:
+            result = jobs.run(check)
+        if result.returncode != 0:
+            raise CompileError("C++", f"the compiler rejects these options:\n"
+                               f"{result.stderr}", check) from None
+        raise CompileError("C++", f"libclang, which reads the cell's functions, could "
+                           f"not parse it with these options ({failure}): "
+                           f"{' '.join(args[:3])}...", args) from None
 
 
 def _check_imports(plan: dict) -> None:
@@ -86,22 +115,6 @@ def _check_imports(plan: dict) -> None:
 def _python_includes() -> list[str]:
     paths = {sysconfig.get_paths()["include"], sysconfig.get_paths()["platinclude"]}
     return [f"-I{path}" for path in sorted(paths)]
-
-
-def _start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def _finish(job: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = job.communicate()
-    return subprocess.CompletedProcess(job.args, job.returncode, out, err)
-
-
-def _run(command: list[str], what: str) -> None:
-    result = run_tool(command)
-    if result.returncode != 0:
-        raise CompileError("C++", f"{what} failed:\n{result.stderr}", command)
 
 
 def _check(result: subprocess.CompletedProcess, source: str, plan: dict,

@@ -1,9 +1,18 @@
 """The options of a %%cpp build (the magic's flags and pm.cpp's keyword arguments)."""
 from __future__ import annotations
 
+import re
 import shlex
 
+from ...errors import CppOptionError
 
+# What --std may name: c++17, gnu++20, c++2b ... (the compiler judges the rest).
+_STANDARD = re.compile(r"(?:c|gnu)\+\+[0-9][0-9a-z]")
+# Sanitizers whose runtime must be loaded before the program starts: loaded into a
+# running Python with the cell, it would end the process.
+_PRELOADED_SANITIZERS = {"address": "libasan", "kernel-address": "libasan",
+                         "hwaddress": "libhwasan", "thread": "libtsan",
+                         "memory": "libmsan", "leak": "liblsan"}
 
 class CppOptions:
     """Everything that decides how a cell is compiled and linked.
@@ -31,12 +40,15 @@ class CppOptions:
     def make(cls, compile_args=(), link_args=(), libraries=(), library_dirs=(),
              include_dirs=(), std="c++17", optimize="2", name=None, force=False,
              verbose=False) -> "CppOptions":
-        """Normalise user input: strings of flags are split like a shell would."""
-        return cls(_split(compile_args), _split(link_args), tuple(libraries),
-                   tuple(library_dirs), tuple(include_dirs),
-                   std.removeprefix("-std=") or "c++17",
-                   str(optimize).removeprefix("-O").removeprefix("O") or "2",
-                   name, bool(force), bool(verbose))
+        """Normalise user input: strings of flags are split like a shell would.
+        CppOptionError (a ValueError) for values that cannot work."""
+        options = cls(_split(compile_args, "compile_args"), _split(link_args, "link_args"),
+                      tuple(libraries), tuple(library_dirs), tuple(include_dirs),
+                      _standard(std),
+                      str(optimize).removeprefix("-O").removeprefix("O") or "2",
+                      name, bool(force), bool(verbose))
+        _check_sanitizers((*options.compile_args, *options.link_args))
+        return options
 
     def key_parts(self) -> dict:
         """What goes into the cache key (not name, force or verbose)."""
@@ -62,7 +74,50 @@ class CppOptions:
         return flags
 
 
-def _split(value) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(shlex.split(value))
-    return tuple(part for item in value for part in shlex.split(item))
+def _split(value, option: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value)
+    parts = []
+    for item in items:
+        if not isinstance(item, str):
+            raise CppOptionError(f"{option}: expected flags as a str or a list of str, "
+                                 f"got {type(item).__name__}")
+        try:
+            parts += shlex.split(item)
+        except ValueError as error:  # "No closing quotation", "No escaped character"
+            raise CppOptionError(f"{option}: cannot split {item!r} into flags: "
+                                 f"{error}") from None
+    return tuple(parts)
+
+
+def _standard(std) -> str:
+    value = str(std).removeprefix("-std=").removeprefix("--std=") or "c++17"
+    if not _STANDARD.fullmatch(value):
+        raise CppOptionError(f"std: {std!r} is not a C++ standard (examples: c++17, "
+                             f"c++20, gnu++20)")
+    if value.endswith(("98", "03")):
+        raise CppOptionError(f"std: {std!r}: the code polymagic generates around a cell "
+                             f"needs C++11 or later (c++17 is the default)")
+    return value
+
+
+def _check_sanitizers(flags) -> None:
+    for flag in flags:
+        if not flag.startswith("-fsanitize="):
+            continue
+        for name in flag.removeprefix("-fsanitize=").split(","):
+            runtime = _PRELOADED_SANITIZERS.get(name)
+            if runtime is not None and not _loaded(runtime):
+                raise CppOptionError(
+                    f"{flag}: the {name} sanitizer's runtime ({runtime}) must be loaded "
+                    f"before Python starts, or loading the cell would end the process. "
+                    f"Start Python with LD_PRELOAD=$(c++ -print-file-name={runtime}.so) "
+                    f"(and pass the flag to both -c and --link-args), or use "
+                    f"-fsanitize=undefined, which loads with the cell")
+
+
+def _loaded(library: str) -> bool:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return any(f"/{library}.so" in line or f"/{library}-" in line for line in maps)
+    except OSError:
+        return False

@@ -9,10 +9,14 @@ is stored next to the built module, so a cache hit never runs libclang.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import subprocess
+import threading
 from collections import defaultdict
 from pathlib import Path
 
+from ...errors import CompileError
 from . import types
 from .types import Unsupported
 
@@ -45,8 +49,62 @@ def clang_args(compiler: str, std: str, include_dirs=(), defines=()) -> list[str
     return args
 
 
+# libclang recurses once per level of an expression: ~600 bytes of stack per term of
+# `x+x+...+x`, so 50,000 terms overflow an 8 MB stack. Parses run on a thread with this
+# much (virtual: only the pages a deep parse touches are used); a statement with more
+# operators than fit is refused before libclang sees it.
+_PARSE_STACK = 1 << 30
+_MAX_OPERATORS = 1_000_000
+_OPERATOR = re.compile(r"[-+*/%&|^<>!~?=]")
+
+
 def parse(source: str, args: list[str]) -> dict:
-    """The export plan of `source` (a cell), parsed by libclang with `args`."""
+    """The export plan of `source` (a cell), parsed by libclang with `args` on a thread
+    with a stack deep enough for deeply nested code. Raises clang's
+    TranslationUnitLoadError when libclang rejects the arguments."""
+    _check_depth(source)
+    return _on_big_stack(_parse, source, args)
+
+
+def _check_depth(source: str) -> None:
+    for number, statement in enumerate(re.split(r"[;{}]", source)):
+        if len(statement) > _MAX_OPERATORS and \
+                len(_OPERATOR.findall(statement)) > _MAX_OPERATORS:
+            line = source[:source.index(statement)].count("\n") + 1 + \
+                len(statement) - len(statement.lstrip("\n"))
+            raise CompileError("C++", f"cell:{line}: error: this statement has more than "
+                               f"{_MAX_OPERATORS:,} operators, more deeply nested than "
+                               f"polymagic's C++ reader (libclang) can follow; split it "
+                               f"into several statements", (), [line])
+
+
+def _on_big_stack(function, *args):
+    """function(*args) on a new thread with a _PARSE_STACK stack; its result or error."""
+    # libclang parses on a thread of its own (8 MB) unless told not to: ours, then.
+    os.environ.setdefault("LIBCLANG_NOTHREADS", "1")
+    outcome = {}
+
+    def work():
+        try:
+            outcome["result"] = function(*args)
+        except BaseException as error:  # handed to the caller, which raises it
+            outcome["error"] = error
+    thread = threading.Thread(target=work, name="polymagic libclang", daemon=True)
+    previous = threading.stack_size()
+    try:
+        threading.stack_size(_PARSE_STACK)
+        thread.start()
+    except (RuntimeError, ValueError, MemoryError):  # no such stack here: parse inline
+        return function(*args)
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _parse(source: str, args: list[str]) -> dict:
     import clang.cindex as cindex
     index = cindex.Index.create()
     unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)])

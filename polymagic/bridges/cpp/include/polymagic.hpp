@@ -10,6 +10,16 @@
 // of another C++ or Cython cell. A Python exception raised there unwinds through the
 // C++ frames and reaches the Python caller as the same exception object. See
 // docs/cpp.md, "Calling Python (and every other language) from C++".
+//
+//     for (long i = 0; i < n; ++i) {
+//         if (i % 100000 == 0) pm::check_interrupt();   // Ctrl-C stops the loop here
+//         ...
+//     }
+//
+// pm::check_interrupt() (R users know it as Rcpp::checkUserInterrupt()) throws when
+// Ctrl-C was pressed during the call: the C++ frames unwind (destructors run) and
+// Python raises KeyboardInterrupt. It costs a few nanoseconds. A loop that never checks
+// is stopped by a second Ctrl-C, by force (see docs/cpp.md, "Faults").
 #ifndef POLYMAGIC_HPP
 #define POLYMAGIC_HPP
 
@@ -20,5 +30,13 @@
 #else
 #define PM_PYTHON
 #endif
+
+extern "C" void pm_rt_check_interrupt(void);  // polymagic's runtime (native/runtime.cpp)
+
+namespace pm {
+// Throws (to the Python caller, as KeyboardInterrupt) if Ctrl-C was pressed during this
+// call from Python; otherwise returns at once.
+inline void check_interrupt() { pm_rt_check_interrupt(); }
+}  // namespace pm
 
 #endif  // POLYMAGIC_HPP

@@ -1,9 +1,7 @@
-#line 1 "<polymagic trampolines>"
 // The fixed part of every cell's translation unit, placed after the cell's own code
-// and before its generated trampolines (polymagic/bridges/cpp/codegen.py pastes it
-// in; it is not compiled on its own). The `#line` above makes compiler diagnostics in
-// generated code name "<polymagic trampolines>", which the build reports as a
-// polymagic bug rather than as the user's.
+// and faults.h, before its generated trampolines (polymagic/bridges/cpp/codegen.py
+// pastes it in after `#line 1 "<polymagic trampolines>"`, so that diagnostics in
+// generated code are reported as a polymagic bug; it is not compiled on its own).
 extern "C" {
 void pm_rt_capture(int);
 void pm_rt_check_callback(void);
@@ -49,3 +47,32 @@ template <class F> struct pm_slot_guard {
     ~pm_slot_guard() { slot = saved; }
 };
 extern "C" void pm_release(void* owner) { delete static_cast<pm_holder_base*>(owner); }
+
+// One call from Python (a trampoline) on this thread's chain of frames (faults.h),
+// taken off however the call ends.
+extern "C" void pm_rt_fault_landed(pm_frame*, int);
+struct pm_call_frame : pm_frame {
+    pm_call_frame() {
+        outer = pm_fault_top;
+        kind = PM_FRAME_CPP;
+        interrupts = 0;
+        if (__builtin_expect(!pm_fault_thread_ready, 0)) pm_fault_thread_setup();
+    }
+    ~pm_call_frame() { pm_fault_top = outer; }
+};
+// Opens every trampoline, after its argument guards: the point a fault, exit() or a
+// forced Ctrl-C jumps back to (sigsetjmp must run in the trampoline's own frame; 0:
+// the signal mask is not saved, which keeps it cheap, and the landing unblocks the
+// signal), then the frame goes on the chain.
+#define PM_CALL_FRAME(index, failed) \
+    pm_call_frame pm_frame_; \
+    if (__builtin_expect(sigsetjmp(pm_frame_.jump, 0) != 0, 0)) { \
+        pm_rt_fault_landed(&pm_frame_, index); \
+        failed \
+    } \
+    pm_fault_top = &pm_frame_;
+// C++ calling Python: a signal there is Python's (or its C extensions') to handle.
+struct pm_python_frame : pm_frame {
+    pm_python_frame() { outer = pm_fault_top; kind = PM_FRAME_PYTHON; pm_fault_top = this; }
+    ~pm_python_frame() { pm_fault_top = outer; }
+};

@@ -4,6 +4,15 @@
  * in before the callers it generates for the cell (one per callback signature, one per
  * PM_PYTHON import with arithmetic types); it is not compiled on its own. */
 #include <limits.h>
+
+/* C++ calling Python: push a frame that tells faults.c this is Python, not C++ (a
+ * signal raised here is not polymagic's to turn into an exception). */
+#define PM_ENTER_PYTHON \
+    pm_frame pm_python_; \
+    pm_python_.outer = pm_fault_top; \
+    pm_python_.kind = PM_FRAME_PYTHON; \
+    pm_fault_top = &pm_python_;
+#define PM_LEAVE_PYTHON pm_fault_top = pm_python_.outer;
 static PyObject* pm_table = NULL;  /* set once by pm_py_connect; see polymagic/bridges/cpp/capi.py */
 #define PM_TABLE(i) PyTuple_GET_ITEM(pm_table, (i))
 
@@ -19,16 +28,20 @@ int pm_py_connect(uintptr_t table) {
 
 /* A std::function made from a Python callable outlived its call: hold the callable. */
 void pm_py_retain(uintptr_t callable) {
+    PM_ENTER_PYTHON
     PyGILState_STATE gil = PyGILState_Ensure();
     Py_INCREF((PyObject*)callable);
     PyGILState_Release(gil);
+    PM_LEAVE_PYTHON
 }
 
 void pm_py_release(uintptr_t callable) {
     if (!Py_IsInitialized()) return;  /* a static std::function destroyed after Python */
+    PM_ENTER_PYTHON
     PyGILState_STATE gil = PyGILState_Ensure();
     Py_DECREF((PyObject*)callable);
     PyGILState_Release(gil);
+    PM_LEAVE_PYTHON
 }
 
 /* The Python exception just raised (GIL held) goes to the stash; the runtime gets its

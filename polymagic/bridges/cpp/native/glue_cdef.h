@@ -6,3 +6,4 @@ void pm_release(void* owner);
 long pm_rt_live_holders(void);
 void pm_rt_note_callback_error(long handle);
 int pm_py_connect(uintptr_t table);
+int pm_faults_setup(int flags);

@@ -15,20 +15,44 @@ int pm_rt_pending(void);
 int pm_rt_take(int* function, long* handle, const char** type_name,
                const char** message);
 
+/* Pending kinds (runtime.cpp) that follow a Ctrl-C, after which Python's own SIGINT
+   handler has a KeyboardInterrupt waiting: it is run here, so that the interrupt is
+   raised once, at this call, with the C++ frame in its traceback. */
+#define PM_KIND_INTERRUPTED 10
+#define PM_KIND_FORCED_STOP 11
+
 static PyObject* pm_raise_pending(void) {
     int function; long handle; const char* type_name; const char* message;
     int kind = pm_rt_take(&function, &handle, &type_name, &message);
+    /* Copied now: Python code run below may call C++ again, which reuses the buffers. */
+    PyObject* name = PyBytes_FromString(type_name);
+    PyObject* text = PyBytes_FromString(message);
+    PyObject* raised = NULL;
+    if (name == NULL || text == NULL) goto failed;
+    if ((kind == PM_KIND_INTERRUPTED || kind == PM_KIND_FORCED_STOP) &&
+            PyErr_CheckSignals() < 0) {
+        PyObject *type, *traceback;
+        PyErr_Fetch(&type, &raised, &traceback);
+        PyErr_NormalizeException(&type, &raised, &traceback);
+        if (traceback != NULL && raised != NULL) PyException_SetTraceback(raised, traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+    }
     PyObject* callbacks = PyImport_ImportModule("polymagic.bridges.cpp.callbacks");
-    if (callbacks == NULL) return NULL;
+    if (callbacks == NULL) goto failed;
     PyObject* error = PyObject_CallMethod(
-        callbacks, "exception_from_cpp", "siilyy", PM_MODULE_NAME, function, kind,
-        handle, type_name, message);
+        callbacks, "exception_from_cpp", "siilOOO", PM_MODULE_NAME, function, kind,
+        handle, name, text, raised != NULL ? raised : Py_None);
     Py_DECREF(callbacks);
-    if (error == NULL) return NULL;
+    if (error == NULL) goto failed;
     PyObject* error_type = PyObject_Type(error);
     PyErr_SetObject(error_type, error);
     Py_DECREF(error_type);
     Py_DECREF(error);
+failed:
+    Py_XDECREF(name);
+    Py_XDECREF(text);
+    Py_XDECREF(raised);
     return NULL;
 }
 
