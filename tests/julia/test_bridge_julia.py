@@ -416,6 +416,17 @@ def test_py_f_works_from_a_plain_script(tmp_path):
 
 
 @needs_julia
+def test_julia_started_by_the_user_is_used(tmp_path):
+    """When the user imported juliacall first, polymagic uses that Julia (it does not
+    look for another, and juliacall does not start twice)."""
+    done = subprocess.run([sys.executable, "-c", "import juliacall, polymagic as pm; "
+                           "print('sum:', pm.julia.eval('1 + 1'), pm.julia.install)"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sum: 2 None" in done.stdout
+
+
+@needs_julia
 def test_other_threads_are_refused(julia):
     """A call from another thread raises ThreadError naming the reason (signal handling
     off, juliacall's multi-threading caveats); the main thread still works."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 
 from ... import config
 from ...errors import BridgeUnavailable, ConfigError
@@ -36,6 +37,8 @@ def prepare_environment() -> JuliaInstall | None:
 
     BridgeUnavailable when there is no Julia and no permission to download one."""
     os.environ.setdefault(AUTOLOAD_VARIABLE, "no")  # first: every path imports juliacall
+    if julia_already_running():
+        return None  # the user imported juliacall before: its Julia is the one to use
     try:
         install = locate_julia()
     except BridgeUnavailable:
@@ -44,6 +47,12 @@ def prepare_environment() -> JuliaInstall | None:
         return None  # opted in: juliapkg may download Julia now
     os.environ.update(juliapkg_environment(install))
     return install
+
+
+def julia_already_running() -> bool:
+    """Whether juliacall was imported (and started Julia) before polymagic needed it."""
+    juliacall = sys.modules.get("juliacall")
+    return juliacall is not None and hasattr(juliacall, "Main")
 
 
 def ensure_juliacall_installed() -> None:
