@@ -1,13 +1,14 @@
 # `make demo` and `make test` set everything up themselves: R (Debian packages, when R
 # is missing), a virtual environment in .venv/ with polymagic installed editable with
-# every extra, then run the tour notebook or the test suite.
+# every extra, then run the tour notebook or the test suite. `make test` also installs
+# Debian's chromium for the browser test (tests/browser), when missing and root.
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.polymagic-installed
 BUILD   := build
 PYTEST_ARGS ?=
 
-.PHONY: setup r-runtime test demo bench clean
+.PHONY: setup r-runtime browser-runtime test demo bench clean
 
 setup: r-runtime $(STAMP)
 
@@ -24,6 +25,19 @@ r-runtime:
 	  echo "then run make again."; exit 1; \
 	fi
 
+# The browser test drives JupyterLab in Debian's chromium (playwright cannot download its
+# own browsers here). Without root it is left out: the test then skips and says why.
+browser-runtime:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "chromium is missing: installing Debian's chromium for the browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
+	else \
+	  echo "chromium is missing and this is not root: the browser test will skip."; \
+	  echo "  (sudo apt-get install -y chromium, then make test again, to run it)"; \
+	fi
+
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
@@ -32,7 +46,7 @@ $(STAMP): pyproject.toml
 
 # Set-up installs R (r-base-dev brings g++) and Cython (the extras): a test that cannot
 # find one of them fails instead of skipping. Only Julia may skip.
-test: setup
+test: setup browser-runtime
 	POLYMAGIC_REQUIRE=r,cpp,cython $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 demo: setup
