@@ -85,8 +85,8 @@ def _to_r_dispatch(value, copy, shared_writes):
         return _to_r_dispatch(value, copy, shared_writes)
     raise ConversionError(
         f"cannot convert a Python {type(value).__module__}.{type(value).__qualname__} "
-        f"to R: no conversion is registered for this type (see docs/conversions-r.md; "
-        f"register one with polymagic.marshal.r.to_r.register)")
+        f"to R: no conversion is registered for this type (see `python -m polymagic help "
+        f"r`; register one with polymagic.marshal.r.to_r.register)")
 
 
 to_r.register = _to_r_dispatch.register
