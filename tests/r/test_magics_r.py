@@ -291,6 +291,16 @@ def test_push_pull_and_get_are_views(ip):
     assert np.shares_memory(ip.user_ns["made"], ip.run_line_magic("Rget", "made"))
 
 
+def test_data_frame_columns_cross_as_views(ip):
+    """A float64 DataFrame column pushed with %Rpush and fetched with %Rget is the same
+    memory as the original column (views both ways, as in the library)."""
+    pd = pytest.importorskip("pandas")
+    ip.user_ns["measures"] = pd.DataFrame({"x": np.linspace(0, 1, 50), "k": range(50)})
+    ip.run_line_magic("Rpush", "measures")
+    back = ip.run_line_magic("Rget", "measures")
+    assert np.shares_memory(back["x"].to_numpy(), ip.user_ns["measures"]["x"].to_numpy())
+
+
 def test_push_copy_option_copies(ip):
     """%Rpush --copy sends a copy."""
     ip.user_ns["own"] = np.arange(5.0)
