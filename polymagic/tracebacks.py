@@ -80,6 +80,11 @@ def register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, lines, filename)
 
 
+def forget_source(filename: str) -> None:
+    """Drop what `register_source` registered for `filename` (its memory comes back)."""
+    linecache.cache.pop(filename, None)
+
+
 def _source_line(filename: str, line: int) -> str:
     return linecache.getline(filename, line).rstrip("\n")
 

@@ -25,11 +25,12 @@ import warnings
 from pathlib import Path
 
 from ... import hub
-from ...errors import RError, RNameError, RRecursionError, RWarning
+from ...errors import ConversionError, RError, RNameError, RRecursionError, RWarning
 from ...tracebacks import (ForeignFrame, entry_point, hide_plumbing, is_plumbing,
-                           register_source, splice)
+                           splice)
 from ...marshal import r_shim as marshal_shim
 from . import runtime as r_runtime
+from .sources import CellSources
 from .rpy2_compat import compatible
 
 __all__ = ["R", "REngine", "RFunction", "CellResult"]
@@ -84,8 +85,8 @@ class _Session:
         from ...marshal import r as marshal
         self.ri = r_runtime.start()
         self.marshal = marshal
-        self.shim = r_runtime.signals()
-        self.sources: dict[str, str] = {}
+        self.shim = r_runtime.shim()
+        self.sources = CellSources()
         self.held_stderr: str | None = None
         self.python_error: BaseException | None = None
         self.warning_place: tuple[str, int] | None = None  # (cell name, line) or None
@@ -194,7 +195,7 @@ def _session() -> _Session:
     global _SESSION
     session = _SESSION
     if session is None:
-        with _session_lock:
+        with _session_lock, r_runtime.ctrl_c_deferred():
             if _SESSION is None:
                 _SESSION = _Session()
             session = _SESSION
@@ -234,15 +235,20 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
     held, session.held_stderr = session.held_stderr, None
     python_error = session.python_error or session.marshal.take_pending_python_error()
     session.python_error = None
+    # R unwound without writing an error message: an interrupt that R's own handler
+    # took (R's blocking waits swap in theirs; see signals.c), when R had a stack to
+    # unwind (the "abort" restart unwinds silently too, but saves no stack).
+    silent = session.shim.pm_unwound_silently()
     stack = _take_stack(session, outer_name, drop_outer)
     frames = _traceback_frames(stack, cell, line)
     if python_error is not None:  # re-raised as itself, with the R frames it crossed
         return splice(python_error, frames)
-    if interrupted:
+    if interrupted or (silent and stack):
         return KeyboardInterrupt()
+    if error_text is None:
+        error_text = held or ("" if silent else r_runtime.current_error_text())
     message = _strip_error_prefix(
-        error_text if error_text is not None else (held or r_runtime.current_error_text()),
-        None if drop_outer or outer_name.startswith("<") else outer_name)
+        error_text, None if drop_outer or outer_name.startswith("<") else outer_name)
     if not message:
         message = "R stopped without a message"
     if _C_STACK_OVERFLOW in message:
@@ -325,8 +331,9 @@ class REngine:
         session = _session()
         named = filename is not None  # a notebook's cell: its warnings point at its lines
         filename = filename or f"<R cell {next(_cell_numbers)}>"
-        session.sources[filename] = code
-        register_source(filename, code)  # so tracebacks can show R lines
+        _check_text(code, "R code")
+        _check_text(filename, "a cell name")
+        session.sources.add(filename, code)  # for error messages and tracebacks
         expressions = self._parse(session, code, filename)
         result = CellResult(None, False)
         srcrefs = expressions.do_slot("srcref") if len(expressions) else None
@@ -368,7 +375,10 @@ class REngine:
         return pair[0], bool(pair[1][0])
 
     def _print(self, session: _Session, value, filename: str, line: int) -> None:
-        _CellStep(session.helpers["print_value"], filename, line, "print")(value)
+        # boxed in a list: a call built with a language object (quote(a + b)) as its
+        # argument would evaluate it
+        box = session.ri.ListSexpVector([value])
+        _CellStep(session.helpers["print_value"], filename, line, "print")(box)
 
     def to_python(self, sexp, *, copy: bool | None = None):
         """An R value (an rpy2 Sexp, e.g. `run_cell(...).value`) as a Python object."""
@@ -412,6 +422,7 @@ class REngine:
 
     def __contains__(self, name: str) -> bool:
         session = _session()
+        _check_name(name)
         return bool(session.ri.baseenv["exists"](name, envir=session.ri.globalenv)[0])
 
     def __repr__(self) -> str:
@@ -427,6 +438,14 @@ def helper(name: str) -> RFunction:
 def _check_name(name) -> None:
     if not isinstance(name, str) or not name:
         raise TypeError(f"R variable names are non-empty strings, not {name!r}")
+    _check_text(name, "an R variable name")
+
+
+def _check_text(text: str, what: str) -> None:
+    """ConversionError when `text` cannot cross into R: R strings cannot hold NUL."""
+    if "\0" in text:
+        raise ConversionError(f"{what} cannot contain NUL (\"\\0\", at character "
+                              f"{text.index(chr(0))}): R strings cannot hold it")
 
 
 _MISSING = []
@@ -486,7 +505,7 @@ class RFunction:
                 _session()  # starts R, or raises ThreadError from a foreign thread
             to_r = _to_r
             r_args = [to_r(value) for value in args]  # alive until R returns
-            named = [(key, to_r(value)) for key, value in kwargs.items()] if kwargs else ()
+            named = _named_arguments(kwargs) if kwargs else ()
             _enter_r()
             try:
                 if not named and len(r_args) < len(_LANG):
@@ -518,6 +537,13 @@ class RFunction:
 
     def __repr__(self) -> str:
         return f"<R function {self.name or '(anonymous)'}>"
+
+
+def _named_arguments(kwargs: dict) -> list:
+    """Keyword arguments as (R argument name, R value) pairs."""
+    for key in kwargs:
+        _check_text(key, "an R argument name")
+    return [(key, _to_r(value)) for key, value in kwargs.items()]
 
 
 class _CellStep(RFunction):

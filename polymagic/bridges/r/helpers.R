@@ -83,7 +83,19 @@ forward_warning <- function() {
     invisible()
 }
 
-print_value <- function(value) print(value)
+# A cell's visible value, printed as R's console prints it (print.c, PrintValueEnv):
+# S4 objects through methods::show, the rest through print, called from an environment
+# whose parent is the global one, so that S3 dispatch finds the user's own methods.
+# The value comes boxed in a list (a language object must not be evaluated).
+print_value <- function(box) {
+    env <- new.env(parent = globalenv())
+    assign("x", box[[1L]], envir = env)
+    if (isS4(box[[1L]]) && isNamespaceLoaded("methods"))
+        eval(quote(methods::show(x)), env)
+    else
+        eval(quote(base::print(x)), env)
+    invisible()
+}
 
 # deparse() reads this lazily loaded base variable; forced now, so that a C stack
 # overflow can never interrupt its first evaluation and break deparse() for good.

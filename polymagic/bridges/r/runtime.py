@@ -3,6 +3,11 @@
 R is single-threaded: it is started in, and only ever entered from, one thread; calls
 from another thread raise ThreadError instead of corrupting R. The lock is reentrant
 because calls come back in (Python -> R -> Python -> R ...).
+
+Started R is kept from ending or crashing Python (guards.c): quit() raises an R error
+instead of exiting, and R's C stack check holds in whichever thread started R. Ctrl-C
+reaches R through signals.c. Both C files make one small library (the runtime shim),
+built once through the build cache.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -20,8 +26,9 @@ INSTALL_HINT = ("Install R (Debian/Ubuntu: sudo apt-get install -y r-base-core "
                 "r-base-dev) and the rpy2 extra: pip install 'polymagic[r]'.")
 
 lock = threading.RLock()
-_state = {"rinterface": None, "thread": None, "libr": None, "signals": None}
-_SIGNALS_SOURCE = Path(__file__).with_name("signals.c")
+_state = {"rinterface": None, "thread": None, "libr": None, "shim": None}
+_HERE = Path(__file__).parent
+_SHIM_SOURCES = ("signals.c", "guards.c")
 
 
 def r_home() -> str:
@@ -46,25 +53,40 @@ def start():
     if rinterface is not None:
         check_thread()
         return rinterface
-    with lock:
+    with lock, ctrl_c_deferred() as deferral:
         if _state["rinterface"] is None:
             os.environ["R_HOME"] = r_home()
             rinterface = _import_rinterface()
-            _keep_r_stack_check()
+            in_main_thread = threading.current_thread() is threading.main_thread()
+            _keep_r_stack_check(in_main_thread)
             rinterface.initr_simple()
+            deferral.keep()  # rpy2 put Python's default SIGINT handler in place
             _state["thread"] = threading.get_ident()
             _state["rinterface"] = rinterface
+            _guard_process(in_main_thread)
     return _state["rinterface"]
 
 
-def _keep_r_stack_check() -> None:
+def _keep_r_stack_check(in_main_thread: bool) -> None:
     """Keep R's C stack check, which rpy2 turns off by default: with it, recursion
     that goes deep through R raises an error (RecursionError) instead of a segfault.
-    R measures the stack of the main thread, so the check stays off when R is
-    started from another thread."""
+    R measures the main thread's stack; in another thread rpy2's default (off) holds
+    while R starts, and _guard_process then points the check at this thread."""
     from rpy2.rinterface_lib import embedded
-    if threading.current_thread() is threading.main_thread():
+    if in_main_thread:
         embedded._DEFAULT_C_STACK_LIMIT = 0  # 0: leave R's own limit in place
+
+
+def _guard_process(in_main_thread: bool) -> None:
+    """quit() raises an R error instead of ending Python; outside the main thread,
+    R's stack check measures this thread's stack."""
+    library = shim()
+    library.pm_guard_quit()
+    if not in_main_thread and library.pm_use_this_thread_stack() != 0:
+        import warnings
+        warnings.warn("R was started outside the main thread and the thread's stack "
+                      "could not be read: R's C stack check is off, so very deep "
+                      "recursion in R may crash the process", RuntimeWarning, 2)
 
 
 def _import_rinterface():
@@ -111,50 +133,91 @@ def current_error_text() -> str:
     return (function() or b"").decode("utf-8", "replace")
 
 
-def signals() -> ctypes.CDLL:
-    """The SIGINT shim (signals.c), built once through the build cache and loaded."""
-    if _state["signals"] is None:
-        library = ctypes.CDLL(str(_build_signals_shim()))
+def shim() -> ctypes.CDLL:
+    """The runtime shim (signals.c, guards.c), built once through the build cache and
+    loaded."""
+    if _state["shim"] is None:
+        library = ctypes.CDLL(str(_build_shim()))
         for name in ("pm_sigint_enter", "pm_sigint_leave", "pm_sigint_pause",
-                     "pm_sigint_resume"):
+                     "pm_sigint_resume", "pm_unwound_silently",
+                     "pm_use_this_thread_stack"):
             getattr(library, name).argtypes = []
             getattr(library, name).restype = ctypes.c_int
+        library.pm_guard_quit.argtypes = []
+        library.pm_guard_quit.restype = None
         library.pm_sigint_target.argtypes = [ctypes.c_void_p]
         library.pm_sigint_target.restype = None
         pending = ctypes.c_int.in_dll(libr(), "R_interrupts_pending")
         library.pm_sigint_target(ctypes.addressof(pending))
-        _state["signals"] = library
-    return _state["signals"]
+        _state["shim"] = library
+    return _state["shim"]
 
 
-def _build_signals_shim() -> Path:
+def _build_shim() -> Path:
     from ... import build, toolchain
+    from ...marshal.r_shim import r_include_flags, r_link_flags
     compiler = toolchain.compiler("c")
-    source = _SIGNALS_SOURCE.read_text()
-    key = build.cache_key("r_signals", source, build.csrc_text(),
-                          toolchain.compiler_identity(compiler))
+    home = os.environ["R_HOME"]
+    texts = {name: (_HERE / name).read_text() for name in _SHIM_SOURCES}
+    key = build.cache_key("r_runtime", sorted(texts.items()), build.csrc_text(), home,
+                          _r_version(), toolchain.compiler_identity(compiler))
 
     def produce(directory: Path) -> None:
-        command = [compiler, "-O2", "-shared", "-fPIC", f"-I{build.CSRC}",
-                   str(_SIGNALS_SOURCE), "-o",
-                   str(directory / "r_signals.so")]
-        result = toolchain.run_tool(command)
+        for name, text in texts.items():  # the very texts the key was made from
+            (directory / name).write_text(text)
+        command = [compiler, "-O2", "-shared", "-fPIC", "-Wall", f"-I{build.CSRC}",
+                   *r_include_flags(home), *_SHIM_SOURCES, "-o", "r_runtime.so",
+                   *r_link_flags(home)]
+        result = toolchain.run_tool(command, cwd=directory)
         if result.returncode != 0:
-            raise CompileError("C", result.stderr, command)
+            raise CompileError("C (polymagic R runtime shim)", result.stderr, command)
 
-    return build.cached_build(key, "r_signals.so", produce)
+    return build.cached_build(key, "r_runtime.so", produce)
+
+
+def _r_version() -> str:
+    """R's version, for the cache key (the shim is linked against this libR)."""
+    return str(_state["rinterface"].baseenv["R.version.string"][0])
+
+
+class ctrl_c_deferred:
+    """Ctrl-C during the block takes effect when it ends: starting R must not stop
+    half-way (R would be up, polymagic's side of it not). Python runs signal
+    handlers in the main thread only, so only there is there anything to defer."""
+
+    def __enter__(self) -> "ctrl_c_deferred":
+        self.received: list = []
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._record)
+        return self
+
+    def _record(self, number, frame) -> None:
+        self.received.append(frame)
+
+    def keep(self) -> None:
+        """Defer again after something (rpy2's start) put another handler in place."""
+        if self.active:
+            signal.signal(signal.SIGINT, self._record)
+
+    def __exit__(self, failure_type, failure, traceback) -> None:
+        if not self.active:
+            return
+        signal.signal(signal.SIGINT, self.previous)
+        if self.received and failure_type is None and callable(self.previous):
+            self.previous(signal.SIGINT, self.received[0])  # Python's raises KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def python_section():
     """Python's SIGINT handler for Python code that R calls back into (Ctrl-C there
     raises KeyboardInterrupt in Python); R's comes back when the callback returns."""
-    shim = _state["signals"]
-    if shim is None:
+    library = _state["shim"]
+    if library is None:
         yield
         return
-    shim.pm_sigint_pause()
+    library.pm_sigint_pause()
     try:
         yield
     finally:
-        shim.pm_sigint_resume()
+        library.pm_sigint_resume()
