@@ -27,6 +27,9 @@ _RPY2_ONLY_DEVICES = {
     "jpeg": "polymagic draws png or svg; use %Rdevice png",
     "X11": "polymagic draws into files shown in the notebook, not into an X11 window"}
 _MAGIC_NAMES = "%%R, %R, %Rpush, %Rpull, %Rget and %Rdevice"
+# Whether rpy2's magic was last seen owning those names (%reload_ext polymagic removes
+# them before polymagic registers again, so the shell alone cannot tell).
+_last_seen = {"rpy2_owns": False}
 
 
 def _converter_argument(function):
@@ -51,9 +54,11 @@ class RMagics(Magics):
         self.device = "png"
         self._cell_sources: dict[str, str] = {}
         if shell is not None:
-            if _is_rpy2_magic(shell.magics_manager.magics["cell"].get("R")):
+            owner = shell.magics_manager.magics["cell"].get("R")
+            if _is_rpy2_magic(owner) or (owner is None and _last_seen["rpy2_owns"]):
                 print(f"polymagic: {_MAGIC_NAMES} now run through polymagic, replacing "
                       f"rpy2's magic (both use the same R).")
+            _last_seen["rpy2_owns"] = False
             shell.events.register("post_run_cell", self._notice_replacement)
 
     # ---- %R / %%R ---------------------------------------------------------------------
@@ -295,6 +300,7 @@ class RMagics(Magics):
             return
         self.shell.events.unregister("post_run_cell", self._notice_replacement)
         if _is_rpy2_magic(owner):
+            _last_seen["rpy2_owns"] = True
             print(f"polymagic: {_MAGIC_NAMES} now run through rpy2's magic, loaded "
                   f"last (both use the same R); %reload_ext polymagic takes them back.")
 

@@ -525,10 +525,16 @@ def test_rpy2_magic_and_polymagic_share_one_r_and_say_who_owns_r(tmp_path):
         "print('owner:', type(ip.find_cell_magic('R').__self__).__module__)\n"
         "ip.run_cell('seen2 = %R from_polymagic')\n"
         "print('seen2:', ip.user_ns['seen2'][0])\n"
-        "ip.run_cell('1 + 1')\n", tmp_path)
+        "ip.run_cell('1 + 1')\n"
+        "print('--- reload polymagic')\n"
+        "ip.run_cell('%reload_ext polymagic')\n"
+        "print('owner:', type(ip.find_cell_magic('R').__self__).__module__)\n", tmp_path)
     before, after_load = out.split("--- load polymagic")
     loaded, reloaded = after_load.split("--- reload rpy2")
+    reloaded, taken_back = reloaded.split("--- reload polymagic")
     assert "now run through polymagic, replacing rpy2's magic" in loaded
     assert "owner: polymagic.magics.r" in loaded and "seen: 42.0" in loaded
     assert reloaded.count("now run through rpy2's magic") == 1
     assert "owner: rpy2.ipython.rmagic" in reloaded and "seen2: 7.0" in reloaded
+    assert "now run through polymagic, replacing rpy2's magic" in taken_back
+    assert "owner: polymagic.magics.r" in taken_back
