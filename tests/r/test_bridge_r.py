@@ -263,3 +263,16 @@ def test_missing_r_is_bridge_unavailable_with_the_fix():
     assert "R is not available: no R found" in result.stdout, result.stdout + result.stderr
     assert "apt-get install -y r-base-core r-base-dev" in result.stdout
     assert "python goes on: 2" in result.stdout
+    assert "python goes on: 2" in result.stdout
+
+
+def test_starting_r_leaves_child_pythons_working(R):
+    """After R starts, LD_LIBRARY_PATH is as before, so a child Python loads its own
+    libpython (rpy2 puts R's library folders there; `import ssl` then failed)."""
+    import os
+    import subprocess
+    import sys
+    assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
+    child = subprocess.run([sys.executable, "-c", "import ssl; print('ok')"],
+                           capture_output=True, text=True, timeout=60)
+    assert child.stdout.strip() == "ok", child.stderr

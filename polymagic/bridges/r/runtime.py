@@ -56,15 +56,32 @@ def start():
     with lock, ctrl_c_deferred() as deferral:
         if _state["rinterface"] is None:
             os.environ["R_HOME"] = r_home()
-            rinterface = _import_rinterface()
-            in_main_thread = threading.current_thread() is threading.main_thread()
-            _keep_r_stack_check(in_main_thread)
-            rinterface.initr_simple()
+            with _library_path_kept():
+                rinterface = _import_rinterface()
+                in_main_thread = threading.current_thread() is threading.main_thread()
+                _keep_r_stack_check(in_main_thread)
+                rinterface.initr_simple()
             deferral.keep()  # rpy2 put Python's default SIGINT handler in place
             _state["thread"] = threading.get_ident()
             _state["rinterface"] = rinterface
             _guard_process(in_main_thread)
     return _state["rinterface"]
+
+
+@contextlib.contextmanager
+def _library_path_kept():
+    """rpy2 puts R's library folders (/usr/lib/x86_64-linux-gnu among them) into
+    LD_LIBRARY_PATH while R starts; left there, every Python started later as a child
+    process (pip, Dask workers, kernels) loads the system's libpython instead of its own
+    and fails. R is loaded by then and needs none of it, so the variable is restored."""
+    before = os.environ.get("LD_LIBRARY_PATH")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = before
 
 
 def _keep_r_stack_check(in_main_thread: bool) -> None:
