@@ -43,8 +43,8 @@ def report() -> list[tuple[str, str]]:
             ("platform", platform.platform())]
     rows.append(("R home", os.environ.get("R_HOME") or _first_line(_command_output("R", "RHOME"))))
     rows.append(("R version", _first_line(_command_output("R", "--version"))))
-    for compiler in _compilers():
-        rows.append((f"compiler {compiler}", _first_line(_command_output(compiler, "--version"))))
+    for language, compiler, version in _compilers():
+        rows.append((f"{language} compiler", f"{compiler}: {version}" if compiler else version))
     julia = find_julia()
     rows.append(("julia", julia or "not found (set PYTHON_JULIAPKG_EXE or put julia on PATH)"))
     rows.extend((f"package {name}", _package_version(name)) for name in _PACKAGES)
@@ -60,13 +60,18 @@ def main() -> int:
     return 0
 
 
-def _compilers() -> list[str]:
-    """The C++ and C compilers polymagic would use (polymagic.toolchain's rule)."""
+def _compilers() -> list[tuple[str, str | None, str]]:
+    """(language, compiler, its version or why there is none) for C++ and C, by
+    polymagic.toolchain's rule."""
+    from .errors import BridgeUnavailable
     from .toolchain import compiler
     found = []
-    for language in ("c++", "c"):
+    for language in ("C++", "C"):
         try:
-            found.append(compiler(language))
-        except Exception as missing:  # shown in the report, not raised
-            found.append(f"(none: {missing})")
+            executable = compiler(language.lower())
+        except BridgeUnavailable as missing:
+            found.append((language, None, f"not found ({missing.reason})"))
+            continue
+        found.append((language, executable,
+                      _first_line(_command_output(executable, "--version"))))
     return found
