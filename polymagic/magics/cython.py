@@ -9,6 +9,8 @@ from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
+from ..errors import CythonOptionError, also
+
 
 @magics_class
 class CythonMagics(Magics):
@@ -69,26 +71,47 @@ class CythonMagics(Magics):
         """
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges import cython as bridge
-        args = magic_arguments.parse_argstring(self.cython, line)
+        args = _parse(self.cython, line, cell)
         if args.pgo:
             raise UsageError(
                 "%%cython --pgo is not supported by polymagic: profile data from a module "
                 "loaded in this process is only written when the process exits. Use "
                 "-c=-O3 (or -c='-O3 -march=native'), or build with setuptools for PGO.")
-        if args.name is not None and not args.name.isidentifier():
-            raise UsageError(f"%%cython -n {args.name!r}: a module name must be a Python "
-                             "identifier")
-        result = bridge.build(
-            cell, annotate=args.annotate, cplus=args.cplus,
-            language_level=args.language_level or 3, compile_args=args.compile_args,
-            link_args=args.link_args, libraries=args.lib, library_dirs=args.library_dirs,
-            include_dirs=args.include, sources=args.src, name=args.name,
-            force=args.force, verbose=args.verbose)
+        try:
+            result = bridge.build(
+                cell, annotate=args.annotate, cplus=args.cplus,
+                language_level=args.language_level or 3, compile_args=args.compile_args,
+                link_args=args.link_args, libraries=args.lib,
+                library_dirs=args.library_dirs, include_dirs=args.include,
+                sources=args.src, name=args.name, force=args.force, verbose=args.verbose)
+        except CythonOptionError as error:  # a bad -n, -c, -S ... value
+            error.args = (f"%%cython: {error}",)
+            raise also(error, UsageError) from None
         self.shell.push(public_names(result.module))
         if result.annotation_html is not None:
             from IPython.display import HTML
             return HTML(result.annotation_html)
         return None
+
+
+def _parse(magic, line: str, cell: str):
+    """The magic's options. Every malformed line (unbalanced quotes included) is a
+    UsageError, and so is text that cannot be encoded (a lone surrogate) in the line
+    or the cell, named by its place."""
+    for where, text in (("option line", line), ("cell", cell)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as bad:
+            before = text[:bad.start]
+            raise UsageError(
+                f"%%cython: the {where} holds {text[bad.start]!r} at line "
+                f"{before.count(chr(10)) + 1}, column {bad.start - before.rfind(chr(10))}, "
+                "which cannot be encoded as UTF-8 (a lone surrogate, e.g. from a broken "
+                "copy and paste)") from None
+    try:
+        return magic_arguments.parse_argstring(magic, line)
+    except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"%%cython: cannot read the options {line!r}: {error}") from None
 
 
 def public_names(module) -> dict:

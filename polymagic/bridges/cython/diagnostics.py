@@ -4,6 +4,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+def unencodable_text(source: str) -> tuple[str, list[int]] | None:
+    """A diagnostic (`cell:LINE:COL: error: ...`) and its line for the first character
+    of the cell that cannot be written as UTF-8 (a lone surrogate), or None."""
+    try:
+        source.encode("utf-8")
+        return None
+    except UnicodeEncodeError as bad:
+        before = source[:bad.start]
+        line = before.count("\n") + 1
+        column = bad.start - (before.rfind("\n") + 1) + 1
+        return (f"cell:{line}:{column}: error: character {source[bad.start]!r} cannot be "
+                "encoded as UTF-8 (a lone surrogate, e.g. from a broken copy and paste); "
+                "remove or replace it", [line])
+
+
 _CYTHON_POSITION = re.compile(r"^(?P<warn>warning: )?(?P<file>\S+?):(?P<line>\d+):"
                               r"(?P<col>\d+): (?P<message>.*)$")
 

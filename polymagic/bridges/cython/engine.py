@@ -28,13 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-from ...errors import CythonOptionError
+from ...errors import CompileError
 from ...progress import cell_label, progress
 from ...tracebacks import entry_point
 from .cell import MANIFEST, CellBuild
-from .loading import load_cell, read_annotation
+from .diagnostics import unencodable_text
+from .loading import check_module_name, load_cell, read_annotation
 from .options import CythonOptions, distutils_header, make_options
-from .toolchain import EXT_SUFFIX, Toolchain
+from .toolchain import EXT_SUFFIX, LANGUAGE, Toolchain
 from .utility import load_utility_module
 
 __all__ = ["cython", "build", "make_options", "CythonOptions", "CythonBuild"]
@@ -68,8 +69,11 @@ def cython(source: str, **options):
 def build(source: str, **options) -> CythonBuild:
     """Like `cython()`, returning the module with its annotation and build facts."""
     opts = make_options(**options)
-    if opts.name is not None and not opts.name.isidentifier():
-        raise CythonOptionError(f"Cython module name {opts.name!r} is not a Python identifier")
+    if opts.name is not None:
+        check_module_name(opts.name)
+    bad_text = unencodable_text(source)
+    if bad_text is not None:
+        raise CompileError(LANGUAGE, bad_text[0], lines=bad_text[1])
     source = source if source.endswith("\n") else source + "\n"
     toolchain = Toolchain.for_options(opts, distutils_header(source))
     started = time.perf_counter()

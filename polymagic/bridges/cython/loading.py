@@ -2,10 +2,13 @@
 found at load time, and the annotated HTML for display."""
 from __future__ import annotations
 
+import importlib.util
+import keyword
 import re
+import sys
 from pathlib import Path
 
-from ...errors import CompileError
+from ...errors import CompileError, CythonOptionError
 from ...toolchain import load_extension
 from .toolchain import LANGUAGE
 
@@ -21,12 +24,45 @@ def load_module(name: str, path: Path):
     return module
 
 
+def check_module_name(name: str) -> None:
+    """Refuse a module name (`-n`) under which a cell would replace a module that other
+    code imports: a cell is registered in sys.modules by its name, so `-n numpy` would
+    break numpy for the rest of the session. Identifiers only; no keyword, no dunder
+    name (`__builtins__`, `__main__`), no module already imported or importable. A name
+    a cell of this process already holds may be used again (an edited cell)."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise CythonOptionError(f"Cython module name {name!r} is not a Python identifier")
+    if name.startswith("__") and name.endswith("__"):
+        raise CythonOptionError(f"Cython module name {name!r}: dunder names belong to "
+                                "Python (a cell named so would shadow them)")
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if any(module is loaded for module in _LOADED.values()):
+            return
+        raise CythonOptionError(f"Cython module name {name!r} would replace the module "
+                                f"{name!r} that is already imported; choose another name")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        raise CythonOptionError(
+            f"Cython module name {name!r} would shadow the importable module {name!r} "
+            f"({spec.origin or 'a package'}); choose another name")
+
+
 def load_cell(name: str, path: Path, source: str):
-    """Load a built cell; an unresolved C symbol is a link error of the cell."""
+    """Load a built cell; an unresolved C symbol is a link error of the cell, and a
+    module the dynamic loader refuses (flags such as -fsanitize=thread) is a
+    CompileError of the loader, not an import error of the cell's code."""
     try:
         return load_module(name, path)
     except ImportError as failure:
         symbol = re.search(r"undefined symbol: (\w+)", str(failure))
+        if symbol is None and failure.path == str(path):  # set by the loader only
+            raise CompileError(
+                f"{LANGUAGE} (loader)", "the built module cannot be loaded into this "
+                f"process: {failure.msg} (check the -c/--link-args flags)") from failure
         if symbol is None:
             raise  # the cell's own module-level code failed to import something
         lines = [number for number, text in enumerate(source.splitlines(), start=1)

@@ -37,6 +37,11 @@ def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=
         raise CythonOptionError(f"annotate={annotate!r}: expected False, True or 'fullc'")
     if str(language_level) not in ("2", "3", "3str"):
         raise CythonOptionError(f"language_level={language_level!r}: expected 2 or 3")
+    for option, value in (("compile_args", compile_args), ("link_args", link_args),
+                          ("libraries", libraries), ("library_dirs", library_dirs),
+                          ("include_dirs", include_dirs), ("sources", sources),
+                          ("name", name)):
+        _check_text(option, value)
     return CythonOptions(
         annotate="default" if annotate is True else (annotate or None),
         cplus=bool(cplus), language_level=language_level,
@@ -46,10 +51,28 @@ def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=
         name=name, force=bool(force), verbose=bool(verbose))
 
 
+def _check_text(option: str, values) -> None:
+    """An option's text must be encodable: it is passed to the compiler and written in
+    file names (a lone surrogate, e.g. from a broken paste, cannot be)."""
+    for value in [values] if isinstance(values, str) else (values or ()):
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError as bad:
+            raise CythonOptionError(
+                f"{option}={value!r}: character {bad.object[bad.start]!r} at position "
+                f"{bad.start} cannot be encoded as UTF-8 (a lone surrogate)") from None
+
+
 def flag_list(values) -> tuple[str, ...]:
     """Compiler flags: a string is split like a shell would ("-O3 -ffast-math")."""
     values = [values] if isinstance(values, str) else list(values)
-    return tuple(flag for value in values for flag in shlex.split(value))
+    flags = []
+    for value in values:
+        try:
+            flags.extend(shlex.split(value))
+        except ValueError as unreadable:  # "No closing quotation", "No escaped character"
+            raise CythonOptionError(f"compiler flags {value!r}: {unreadable}") from None
+    return tuple(flags)
 
 
 def absolute_paths(paths) -> tuple[str, ...]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 import sysconfig
 import threading
 
+from ...errors import CythonOptionError
 from ...toolchain import compiler, compiler_identity
 from .options import CythonOptions, absolute_paths
 
@@ -46,6 +48,7 @@ class Toolchain:
                       *(f"-l{lib}" for lib in [*opts.libraries,
                                                *header.get("libraries", ())]),
                       *header.get("extra_link_args", ()), *opts.link_args)
+        _refuse_address_sanitizer([*flags, *link_flags])
         return cls(compiler("c++" if cplus else "c"), cplus, tuple(flags),
                    tuple(link_flags))
 
@@ -62,3 +65,28 @@ class Toolchain:
             [compiler_identity(self.compiler), self.cplus, Cython.__version__,
              sys.implementation.cache_tag]).encode()).hexdigest()[:16]
         return f"_pm_cyutility_{digest}"
+
+
+_ADDRESS_SANITIZER = re.compile(r"^-fsanitize=(?:.*,)?(?:address|kernel-address|hwaddress)"
+                                r"(?:,|$)|^-l(?:hw)?asan$")
+
+
+def _refuse_address_sanitizer(flags: list[str]) -> None:
+    """A module built with -fsanitize=address needs ASan's runtime loaded first in the
+    process; loaded later, the runtime ends the process at once ("ASan runtime does not
+    come first"). Refuse it unless the runtime is already loaded (LD_PRELOAD)."""
+    asked = [flag for flag in flags if _ADDRESS_SANITIZER.match(flag)]
+    if not asked or _asan_runtime_loaded():
+        return
+    raise CythonOptionError(
+        f"{asked[0]}: a module built with AddressSanitizer cannot be loaded into a "
+        "process started without its runtime (the runtime would end the process). "
+        "Start Python with LD_PRELOAD=$(cc -print-file-name=libasan.so) to use it.")
+
+
+def _asan_runtime_loaded() -> bool:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return "asan" in maps.read()  # libasan or libhwasan
+    except OSError:
+        return False
