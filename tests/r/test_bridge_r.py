@@ -123,6 +123,14 @@ def test_try_still_prints_its_message(R, capsys):
     assert "shown by try" in capsys.readouterr().err
 
 
+def test_geterrmessage_keeps_the_last_error_across_evaluations(R):
+    """geterrmessage() reads the last error, as in R's console: from the same
+    expression, a later line of the cell, or a later cell."""
+    assert R.eval("invisible(try(stop('kept'), silent = TRUE))\ngeterrmessage()") \
+        == "Error in try(stop(\"kept\"), silent = TRUE) : kept\n"
+    assert R.eval("geterrmessage()").endswith(": kept\n")
+
+
 def test_python_exception_in_callback_is_reraised_with_r_frames(R):
     """A Python exception raised in a callback inside R comes back as itself, its
     traceback showing the R frames it crossed."""
@@ -262,7 +270,6 @@ def test_missing_r_is_bridge_unavailable_with_the_fix():
                             env=environment, timeout=60)
     assert "R is not available: no R found" in result.stdout, result.stdout + result.stderr
     assert "apt-get install -y r-base-core r-base-dev" in result.stdout
-    assert "python goes on: 2" in result.stdout
     assert "python goes on: 2" in result.stdout
 
 

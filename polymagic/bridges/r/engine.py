@@ -235,18 +235,14 @@ def _failure(session: _Session, interrupted: bool, *, outer_name: str,
     held, session.held_stderr = session.held_stderr, None
     python_error = session.python_error or session.marshal.take_pending_python_error()
     session.python_error = None
-    # R unwound without writing an error message: an interrupt that R's own handler
-    # took (R's blocking waits swap in theirs; see signals.c), when R had a stack to
-    # unwind (the "abort" restart unwinds silently too, but saves no stack).
-    silent = session.shim.pm_unwound_silently()
     stack = _take_stack(session, outer_name, drop_outer)
     frames = _traceback_frames(stack, cell, line)
     if python_error is not None:  # re-raised as itself, with the R frames it crossed
         return splice(python_error, frames)
-    if interrupted or (silent and stack):
+    if interrupted:
         return KeyboardInterrupt()
     if error_text is None:
-        error_text = held or ("" if silent else r_runtime.current_error_text())
+        error_text = held or r_runtime.current_error_text()
     message = _strip_error_prefix(
         error_text, None if drop_outer or outer_name.startswith("<") else outer_name)
     if not message:

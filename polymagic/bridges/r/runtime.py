@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import warnings
 from pathlib import Path
 
 from ...errors import BridgeUnavailable, CompileError, ThreadError
@@ -95,12 +96,16 @@ def _keep_r_stack_check(in_main_thread: bool) -> None:
 
 
 def _guard_process(in_main_thread: bool) -> None:
-    """quit() raises an R error instead of ending Python; outside the main thread,
-    R's stack check measures this thread's stack."""
+    """quit() raises an R error instead of ending Python; every interrupt R handles is
+    noted (signals.c); outside the main thread, R's stack check measures this
+    thread's stack."""
     library = shim()
     library.pm_guard_quit()
+    if library.pm_note_r_interrupts() != 0:
+        warnings.warn("R refused polymagic's options(interrupt): Ctrl-C during "
+                      "Sys.sleep() and other blocking R calls may surface as an RError "
+                      f"({current_error_text().strip()})", RuntimeWarning, 2)
     if not in_main_thread and library.pm_use_this_thread_stack() != 0:
-        import warnings
         warnings.warn("R was started outside the main thread and the thread's stack "
                       "could not be read: R's C stack check is off, so very deep "
                       "recursion in R may crash the process", RuntimeWarning, 2)
@@ -156,7 +161,7 @@ def shim() -> ctypes.CDLL:
     if _state["shim"] is None:
         library = ctypes.CDLL(str(_build_shim()))
         for name in ("pm_sigint_enter", "pm_sigint_leave", "pm_sigint_pause",
-                     "pm_sigint_resume", "pm_unwound_silently",
+                     "pm_sigint_resume", "pm_note_r_interrupts",
                      "pm_use_this_thread_stack"):
             getattr(library, name).argtypes = []
             getattr(library, name).restype = ctypes.c_int

@@ -10,15 +10,18 @@
  * Python's handler is in place whenever Python code runs outside R.
  *
  * R's blocking waits (Sys.sleep, socket reads: R_SelectEx) swap in a SIGINT handler of
- * their own, so a Ctrl-C there never reaches ours: R just unwinds to the top level. An R
- * error always writes its message to R's error buffer first; an interrupt never does.
- * Each evaluation therefore starts with that buffer's first byte cleared (and restored
- * if nothing wrote it, so geterrmessage() keeps its value): an evaluation that failed
- * with the byte still clear unwound without an error, i.e. was interrupted.
+ * their own for their duration, so a Ctrl-C there never reaches ours: R unwinds to the
+ * top level without an error message. R calls options("interrupt") for every
+ * interrupt no R handler took, whichever handler caught the signal; the option set
+ * here notes the interrupt in the same flag (only while polymagic evaluates R).
  */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <string.h>
+
+#define R_NO_REMAP
+#include <Rinternals.h>
+#include <R_ext/Rdynload.h>
 
 #include "pm_stack.h"
 
@@ -26,12 +29,6 @@ static volatile int *r_interrupts_pending = 0;
 static volatile sig_atomic_t interrupted = 0;
 static struct sigaction python_action;
 static int depth = 0;
-
-extern const char *R_curErrorBuf(void);   /* R's error buffer (libR), a static array */
-static char *error_buffer = 0;
-#define PM_TRACKED_DEPTH 4096              /* deeper evaluations are not tracked */
-static char saved_first_byte[PM_TRACKED_DEPTH];
-static int unwound_silently = 0;
 
 static void on_sigint(int signum)
 {
@@ -41,11 +38,10 @@ static void on_sigint(int signum)
         *r_interrupts_pending = 1;
 }
 
-/* Called once: where R keeps its pending-interrupt flag (and R is running). */
+/* Called once: where R keeps its pending-interrupt flag. */
 void pm_sigint_target(int *pending)
 {
     r_interrupts_pending = pending;
-    error_buffer = (char *) R_curErrorBuf();
 }
 
 /* Deep recursion across languages (Python -> R -> Python -> R ...) must end in an error,
@@ -60,10 +56,6 @@ int pm_sigint_enter(void)
     struct sigaction action;
     if (pm_stack_exhausted(PM_STACK_MARGIN))
         return PM_STACK_EXHAUSTED;
-    if (depth < PM_TRACKED_DEPTH && error_buffer) {
-        saved_first_byte[depth] = error_buffer[0];
-        error_buffer[0] = '\0';
-    }
     if (depth++ > 0)
         return 0;
     memset(&action, 0, sizeof action);
@@ -78,16 +70,8 @@ int pm_sigint_enter(void)
 int pm_sigint_leave(void)
 {
     int was_interrupted;
-    unwound_silently = 0;
-    if (depth > 0) {
-        if (--depth < PM_TRACKED_DEPTH && error_buffer) {
-            unwound_silently = error_buffer[0] == '\0';
-            if (unwound_silently)
-                error_buffer[0] = saved_first_byte[depth];
-        }
-        if (depth == 0)
-            sigaction(SIGINT, &python_action, 0);
-    }
+    if (depth > 0 && --depth == 0)
+        sigaction(SIGINT, &python_action, 0);
     was_interrupted = interrupted;
     if (was_interrupted) {
         interrupted = 0;
@@ -98,11 +82,34 @@ int pm_sigint_leave(void)
     return was_interrupted;
 }
 
-/* 1 when the evaluation that last left wrote no R error message: if it failed, R
- * unwound without an error (an interrupt R's own handler took). */
-int pm_unwound_silently(void)
+/* .External routine of options("interrupt"): R is handling an interrupt. */
+static SEXP note_interrupt(SEXP args)
 {
-    return unwound_silently;
+    (void) args;
+    if (depth > 0)
+        interrupted = 1;
+    return R_NilValue;
+}
+
+static void set_interrupt_option(void *unused)
+{
+    (void) unused;
+    SEXP routine = PROTECT(R_MakeExternalPtrFn((DL_FUNC) note_interrupt,
+                                               Rf_install("native symbol"), R_NilValue));
+    SEXP closure = PROTECT(Rf_allocSExp(CLOSXP));
+    SET_FORMALS(closure, R_NilValue);
+    SET_BODY(closure, Rf_lang2(Rf_install(".External"), routine));
+    SET_CLOENV(closure, R_BaseEnv);
+    SEXP call = PROTECT(Rf_lang2(Rf_install("options"), closure));
+    SET_TAG(CDR(call), Rf_install("interrupt"));
+    Rf_eval(call, R_BaseEnv);
+    UNPROTECT(3);
+}
+
+/* Called once R runs: options(interrupt = <note_interrupt>). 0 on success. */
+int pm_note_r_interrupts(void)
+{
+    return R_ToplevelExec(set_interrupt_option, NULL) ? 0 : -1;
 }
 
 /* Python code runs inside R (a callback): Python's handler is back for its duration,
