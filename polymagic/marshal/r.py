@@ -326,11 +326,9 @@ def assign(name: str, value, environment=None) -> None:
     the copy rpy2's `environment[name] = value` makes (it calls Rf_duplicate), so a view
     stays a view."""
     ri = _classes()["ri"]
-    from rpy2.rinterface_lib import openrlib
-    rlib, ffi = openrlib.rlib, openrlib.ffi
     environment = ri.globalenv if environment is None else environment
-    symbol = rlib.Rf_install(ffi.new("char[]", name.encode("utf-8")))
-    rlib.Rf_defineVar(symbol, value.__sexp__._cdata, environment.__sexp__._cdata)
+    # in the shim, where an R refusal (a locked binding) is an RError, not a crash
+    r_shim.shim().assign(r_shim.address_of(environment), name, r_shim.address_of(value))
 
 
 # ---- pandas ----------------------------------------------------------------------------

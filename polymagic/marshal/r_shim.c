@@ -8,6 +8,7 @@
 extern const char *R_curErrorBuf(void);
 
 static PyObject *pm_conversion_error_class = NULL;  /* polymagic.errors.ConversionError */
+static PyObject *pm_r_error_class = NULL;           /* polymagic.errors.RError */
 static PyObject *pm_on_r_error = NULL;              /* called after a guarded R error */
 
 PyObject *pm_conversion_error(const char *format, ...)
@@ -38,7 +39,8 @@ static void pm_r_error_message(char *out, size_t size)
         out[--length] = '\0';
 }
 
-int pm_guard(const char *what, void (*body)(void *), void *data)
+static int pm_guard_raising(PyObject *error_class, const char *what,
+                            void (*body)(void *), void *data)
 {
     char message[1024];
     PyObject *result;
@@ -52,8 +54,21 @@ int pm_guard(const char *what, void (*body)(void *), void *data)
             PyErr_Clear();
         Py_XDECREF(result);
     }
-    pm_conversion_error("R could not %s: %s", what, message[0] ? message : "(no message)");
+    PyErr_Format(error_class, "R could not %s: %s", what,
+                 message[0] ? message : "(no message)");
     return 0;
+}
+
+int pm_guard(const char *what, void (*body)(void *), void *data)
+{
+    return pm_guard_raising(pm_conversion_error_class ? pm_conversion_error_class
+                                                      : PyExc_TypeError, what, body, data);
+}
+
+int pm_guard_r(const char *what, void (*body)(void *), void *data)
+{
+    return pm_guard_raising(pm_r_error_class ? pm_r_error_class : PyExc_RuntimeError,
+                            what, body, data);
 }
 
 SEXP pm_sexp_arg(PyObject *arg)
@@ -61,24 +76,27 @@ SEXP pm_sexp_arg(PyObject *arg)
     return (SEXP) PyLong_AsVoidPtr(arg);
 }
 
-/* set_error_handling(conversion_error, on_r_error): the exception class raised for
- * values that cannot cross, and a callable run after R unwound inside the shim. */
+/* set_error_handling(conversion_error, r_error, on_r_error): the exception classes
+ * raised for values that cannot cross and for other R failures, and a callable run
+ * after R unwound inside the shim. */
 static PyObject *py_set_error_handling(PyObject *self, PyObject *const *args,
                                        Py_ssize_t nargs)
 {
     (void) self;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "set_error_handling(conversion_error, on_r_error)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_error_handling(conversion_error, r_error, on_r_error)");
         return NULL;
     }
     Py_XSETREF(pm_conversion_error_class, Py_NewRef(args[0]));
-    Py_XSETREF(pm_on_r_error, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
+    Py_XSETREF(pm_r_error_class, Py_NewRef(args[1]));
+    Py_XSETREF(pm_on_r_error, args[2] == Py_None ? NULL : Py_NewRef(args[2]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef pm_module_methods[] = {
     {"set_error_handling", (PyCFunction) (void (*)(void)) py_set_error_handling,
-     METH_FASTCALL, "set_error_handling(conversion_error, on_r_error)"},
+     METH_FASTCALL, "set_error_handling(conversion_error, r_error, on_r_error)"},
     {NULL, NULL, 0, NULL}
 };
 

@@ -32,6 +32,10 @@
  * instead, with a Python ConversionError set that says R could not `what` and why. */
 int pm_guard(const char *what, void (*body)(void *), void *data);
 
+/* The same, for R failures that are not about the value crossing (assigning to a
+ * locked binding): an RError with R's message. */
+int pm_guard_r(const char *what, void (*body)(void *), void *data);
+
 /* Set a ConversionError (the class polymagic.errors gives at load) with a message. */
 PyObject *pm_conversion_error(const char *format, ...);
 

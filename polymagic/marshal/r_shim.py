@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..build import cache_key, cached_build
 from ..toolchain import compiler, compiler_identity, load_extension, python_include_flags, run_tool
-from ..errors import BridgeUnavailable, CompileError, ConversionError
+from ..errors import BridgeUnavailable, CompileError, ConversionError, RError
 
 HERE = Path(__file__).parent
 SOURCES = ("r_shim.c", "r_shim_views.c", "r_shim_closures.c", "r_shim_objects.c")
@@ -60,7 +60,7 @@ def _load():
         if _state["shim"] is None:
             path = _build(_r_version(rinterface))
             module = load_extension(MODULE_NAME, path)
-            module.set_error_handling(ConversionError, engine.get("on_r_error"))
+            module.set_error_handling(ConversionError, RError, engine.get("on_r_error"))
             module.register_classes()
             _bind_rpy2(rinterface)
             _state["shim"] = module

@@ -701,6 +701,42 @@ static PyObject *py_set_attr(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+typedef struct {
+    SEXP environment;
+    const char *name;
+    SEXP value;
+} pm_assign_request;
+
+static void pm_assign_body(void *data)
+{
+    pm_assign_request *request = (pm_assign_request *) data;
+    Rf_defineVar(Rf_install(request->name), request->value, request->environment);
+}
+
+/* assign(environment address, name, value address): Rf_defineVar, which binds the
+ * object itself (no duplicate, so a view stays a view). RError when R refuses (a
+ * locked binding or environment). */
+static PyObject *py_assign(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void) self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "assign(environment, name, value)");
+        return NULL;
+    }
+    pm_assign_request request;
+    int size;
+    request.environment = pm_sexp_arg(args[0]);
+    request.value = pm_sexp_arg(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    request.name = pm_r_string(args[1], -1, &size);
+    if (request.name == NULL)
+        return NULL;
+    if (!pm_guard_r("assign this variable", pm_assign_body, &request))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_release(PyObject *self, PyObject *arg)
 {
     (void) self;
@@ -725,6 +761,8 @@ PyMethodDef pm_object_methods[] = {
     {"make_strings", py_make_strings, METH_O, "Preserved character vector."},
     {"make_list", py_make_list, METH_O, "Preserved list of the given objects."},
     {"release", py_release, METH_O, "R_ReleaseObject(address)."},
+    {"assign", (PyCFunction) (void (*)(void)) py_assign, METH_FASTCALL,
+     "assign(environment address, name, value address): Rf_defineVar"},
     {"read_address", py_read_address, METH_O, "DATAPTR_RO(address) as an int."},
     {NULL, NULL, 0, NULL}
 };

@@ -90,22 +90,37 @@ SHIM_CHILD = """
         r_shim.shim().alloc(marshal.REALSXP, 2**40, None)
     except ConversionError as error:
         print("huge vector:", type(error).__name__, error)
+    pm.R.eval("locked <- 1; lockBinding('locked', globalenv())")
+    try:  # R refuses the binding: before, its error unwound through Python
+        pm.R["locked"] = 2
+    except pm.RError as error:
+        print("locked binding:", type(error).__name__, error.message)
+    pm.R.eval("makeActiveBinding('active', function() stop('no reading'), globalenv())")
+    try:
+        pm.R["active"]
+    except pm.RError as error:
+        print("active binding:", type(error).__name__, error.message)
     print("deferred strings:", pm.R.eval("as.character(1:3)"))
     print("compact sequence:", pm.R.eval("1:5").tolist())
     print("after:", pm.R.eval("1L + 1L"))
 """
 
 
-def test_r_errors_inside_the_shim_are_conversion_errors():
+def test_r_errors_inside_the_shim_are_python_exceptions():
     """An R error raised while converting (a string R refuses to translate, an
-    allocation R refuses) is a ConversionError carrying R's message: the shim never
-    lets R's error unwind through Python. Other packages' ALTREP vectors (deferred
-    strings, compact sequences), which run R code to be read, convert as before."""
+    allocation R refuses) is a ConversionError carrying R's message, and R refusing
+    an assignment (a locked binding) or a lookup (an active binding that fails) is an
+    RError: R's error never unwinds through Python (before, the locked binding ended
+    the process). Other packages' ALTREP vectors (deferred strings, compact
+    sequences), which run R code to be read, convert as before."""
     out = run_child(SHIM_CHILD)
     assert 'bytes string: ConversionError R could not read this string: ' \
            'translating strings with "bytes" encoding is not allowed' in out, out
     assert "huge vector: ConversionError R could not allocate this vector: " \
            "cannot allocate vector of size" in out, out
+    assert "locked binding: RError R could not assign this variable: cannot change " \
+           "value of locked binding for 'locked'" in out, out
+    assert "active binding: RError no reading" in out, out
     assert "deferred strings: ['1', '2', '3']" in out
     assert "compact sequence: [1, 2, 3, 4, 5]" in out
     assert "after: 2" in out

@@ -366,7 +366,8 @@ class REngine:
                             line: int):
         """Evaluate one parsed expression in globalenv: (value, visible)."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
-        with_visible = _CellStep(session.ri.baseenv["withVisible"], filename, line)
+        with_visible = _OwnCall(session.ri.baseenv["withVisible"], filename, line,
+                                "withVisible")
         pair = with_visible(expression)
         return pair[0], bool(pair[1][0])
 
@@ -374,7 +375,7 @@ class REngine:
         # boxed in a list: a call built with a language object (quote(a + b)) as its
         # argument would evaluate it
         box = session.ri.ListSexpVector([value])
-        _CellStep(session.helpers["print_value"], filename, line, "print")(box)
+        _OwnCall(session.helpers["print_value"], filename, line, "print")(box)
 
     def to_python(self, sexp, *, copy: bool | None = None):
         """An R value (an rpy2 Sexp, e.g. `run_cell(...).value`) as a Python object."""
@@ -403,8 +404,8 @@ class REngine:
         session = _session()
         _check_name(name)
         ri = session.ri
-        found = ri.baseenv["get0"](name, envir=ri.globalenv, inherits=True,
-                                   ifnotfound=_MISSING_MARK(ri))
+        get0 = _OwnCall(ri.baseenv["get0"], name="get")  # an active binding may fail
+        found = get0(name, envir=ri.globalenv, inherits=True, ifnotfound=_MISSING_MARK(ri))
         if _is_missing_mark(found):
             raise RNameError(f"object '{name}' not found: R's global environment "
                              f"(and the packages it sees) has no variable by that name")
@@ -479,7 +480,7 @@ class RFunction:
 
     __slots__ = ("sexp", "name", "_cdata", "__weakref__")
     # Where a failure is placed and how the result comes back: the engine's own calls
-    # at a cell's top level (_CellStep) change these.
+    # itself (_OwnCall: cell steps, lookups) change these.
     _drop_outer = False
     _cell = _line = None
     _result = None  # marshal.to_python, set when the engine starts
@@ -542,16 +543,17 @@ def _named_arguments(kwargs: dict) -> list:
     return [(key, _to_r(value)) for key, value in kwargs.items()]
 
 
-class _CellStep(RFunction):
-    """One step of a cell at top level (withVisible(expression), print(value)): its
-    R objects go in and come back unconverted, and an R failure is placed at the
-    cell line and leaves polymagic's own call out of R's stack."""
+class _OwnCall(RFunction):
+    """A call polymagic makes itself (a cell's withVisible(expression) or print(value),
+    a lookup): its R objects go in and come back unconverted, and an R failure leaves
+    this call out of R's stack and is placed at the cell line, when there is one."""
 
     __slots__ = ("_cell", "_line")
     _drop_outer = True
 
-    def __init__(self, sexp, cell: str, line: int, name: str | None = None):
-        super().__init__(sexp, name or "withVisible")
+    def __init__(self, sexp, cell: str | None = None, line: int | None = None,
+                 name: str | None = None):
+        super().__init__(sexp, name)
         self._cell, self._line = cell, line
 
     @staticmethod
