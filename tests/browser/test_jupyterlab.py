@@ -140,6 +140,7 @@ def page(lab):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(120_000)  # the machine may be busy: load, not failure
         tab.goto(f"{base}/lab?reset&token={TOKEN}")
         tab.wait_for_function("() => window.jupyterapp && jupyterapp.shell", timeout=120_000)
         yield tab
