@@ -15,6 +15,7 @@ HELP_DIR = Path(__file__).with_name("help")
 TOPICS = {
     "r": ("conversions-r.md", "R: what converts to and from R (view or copy), NA, the "
                               "magics' rules"),
+    "r-faults": ("r.md", "R when things go wrong: errors, Ctrl-C, quit(), recursion, memory"),
     "julia": ("julia.md", "Julia: getting a runtime, the API, magics, conversions, errors"),
     "cpp": ("cpp.md", "C++: the types that cross, callbacks, calling Python, options"),
     "cython": ("cython.md", "Cython: options, how a cell is built, errors, speed"),
