@@ -57,7 +57,9 @@ class CythonMagics(Magics):
         help="Add a C/C++ source file to compile with the cell (repeatable).")
     @magic_arguments.argument(
         "--pgo", action="store_true", default=False,
-        help="Not supported by polymagic (raises UsageError).")
+        help="Profile-guided optimisation (GCC): the cell's module-level code, run in a "
+             "child process, is the training workload; then the cell is rebuilt with "
+             "the profile.")
     @magic_arguments.argument(
         "--verbose", action="store_true", default=False,
         help="Print the compiler command, its full output and the cache entry.")
@@ -72,18 +74,14 @@ class CythonMagics(Magics):
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges import cython as bridge
         args = _parse(self.cython, line, cell)
-        if args.pgo:
-            raise UsageError(
-                "%%cython --pgo is not supported by polymagic: profile data from a module "
-                "loaded in this process is only written when the process exits. Use "
-                "-c=-O3 (or -c='-O3 -march=native'), or build with setuptools for PGO.")
         try:
             result = bridge.build(
                 cell, annotate=args.annotate, cplus=args.cplus,
                 language_level=args.language_level or 3, compile_args=args.compile_args,
                 link_args=args.link_args, libraries=args.lib,
                 library_dirs=args.library_dirs, include_dirs=args.include,
-                sources=args.src, name=args.name, force=args.force, verbose=args.verbose)
+                sources=args.src, name=args.name, pgo=args.pgo, force=args.force,
+                verbose=args.verbose)
         except CythonOptionError as error:  # a bad -n, -c, -S ... value
             error.args = (f"%%cython: {error}",)
             raise also(error, UsageError) from None

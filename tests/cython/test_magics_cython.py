@@ -158,12 +158,6 @@ def test_unknown_option_is_a_usage_error(ip):
         ip.run_cell_magic("cython", "--no-such-option", "x = 1\n")
 
 
-def test_pgo_is_a_usage_error_that_says_why(ip):
-    """--pgo raises UsageError explaining that it is not supported."""
-    with pytest.raises(UsageError, match="pgo"):
-        ip.run_cell_magic("cython", "--pgo", "x = 1\n")
-
-
 def test_bad_module_name_is_a_usage_error(ip):
     """-n with a name that is not an identifier raises UsageError."""
     with pytest.raises(UsageError, match="identifier"):

@@ -14,6 +14,7 @@ from ...build import cache_dir, cache_key, cached_build, cached_entry
 from ...errors import CompileError
 from ...toolchain import run_tool
 from .diagnostics import map_c_diagnostics, map_cython_listing
+from . import pgo
 from .options import CythonOptions, key_options
 from .toolchain import CYTHON_LOCK, EXT_SUFFIX, LANGUAGE, Toolchain
 from .utility import UtilityBuild, utility_build
@@ -73,8 +74,12 @@ class CellBuild:
     def build(self) -> Path:
         """Run Cython, decide where the utility code lives, compile and publish."""
         utility = utility_build(self.toolchain)
+        if self.opts.pgo:
+            pgo.check_compiler(self.toolchain.compiler)
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
-            generated = self._cythonize(Path(scratch), SHARED, utility.name)
+            # A --pgo training run loads the cell alone, in a child: inline utility code.
+            generated = self._cythonize(Path(scratch), INLINE if self.opts.pgo else SHARED,
+                                        utility.name)
             if (generated.imports_utility and not generated.uses_cython_utility
                     and not utility.ready()):
                 generated = self._cythonize(Path(scratch), INLINE, utility.name)
@@ -157,18 +162,32 @@ class CellBuild:
                 for code in scope.utility_code_list))
 
     def _compile(self, c_file: Path, staging: Path, generated: Generated) -> list[str]:
-        """Compile and link in one compiler call; return the warnings about the cell."""
+        """Compile and link in one compiler call (three steps and a training run with
+        --pgo); return the warnings about the cell."""
         tool = self.toolchain
         numpy_flags = []
         if generated.numpy_used:
             import numpy
             numpy_flags = [f"-I{numpy.get_include()}", *tool.define_numpy]
-        output = staging / self.artifact(generated.mode)
-        command = [tool.compiler, *tool.flags, *numpy_flags, c_file.name,
-                   *self.opts.sources, "-o", output.name, *tool.link_flags]
+        output = self.artifact(generated.mode)
+
+        def compile_call(command: list[str]) -> list[str]:
+            return self._run_compiler(command, c_file, staging)
+        if self.opts.pgo:
+            return pgo.build_with_profile(
+                compile_call, tool.compiler, [*tool.flags, *numpy_flags],
+                list(tool.link_flags), [c_file.name, *self.opts.sources], staging,
+                self.module_name(generated.mode), output)
+        return compile_call([tool.compiler, *tool.flags, *numpy_flags, c_file.name,
+                             *self.opts.sources, "-o", output, *tool.link_flags])
+
+    def _run_compiler(self, command: list[str], c_file: Path, cwd: Path) -> list[str]:
+        """Run one compiler command; raise CompileError at cell lines if it fails;
+        return its warnings about the cell."""
+        tool = self.toolchain
         if self.opts.verbose:
             print("[polymagic cython] " + shlex.join(command), file=sys.stderr)
-        finished = run_tool(command, cwd=staging)
+        finished = run_tool(command, cwd=cwd)
         text, lines = map_c_diagnostics(finished.stderr + finished.stdout, c_file,
                                         self.source)
         if self.opts.verbose and (finished.stderr or finished.stdout):

@@ -60,7 +60,8 @@ def cython(source: str, **options):
 
     Options (all optional) mirror Cython's %%cython: annotate (False/True/"fullc"),
     cplus, language_level (2/3), compile_args, link_args, libraries, library_dirs,
-    include_dirs, sources (extra C files), name, force, verbose.
+    include_dirs, sources (extra C files), name, pgo (profile-guided optimisation,
+    trained by the cell's module-level code in a child process), force, verbose.
     """
     return build(source, **options).module
 

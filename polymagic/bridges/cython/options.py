@@ -25,13 +25,15 @@ class CythonOptions:
     include_dirs: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     name: str | None = None
+    pgo: bool = False
     force: bool = False
     verbose: bool = False
 
 
 def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=(),
                  link_args=(), libraries=(), library_dirs=(), include_dirs=(),
-                 sources=(), name=None, force=False, verbose=False) -> CythonOptions:
+                 sources=(), name=None, pgo=False, force=False,
+                 verbose=False) -> CythonOptions:
     """Validated, normalised options (paths made absolute: they are part of the key)."""
     if annotate not in (False, True, None, "default", "fullc"):
         raise CythonOptionError(f"annotate={annotate!r}: expected False, True or 'fullc'")
@@ -48,7 +50,7 @@ def make_options(*, annotate=False, cplus=False, language_level=3, compile_args=
         compile_args=flag_list(compile_args), link_args=flag_list(link_args),
         libraries=tuple(libraries), library_dirs=absolute_paths(library_dirs),
         include_dirs=absolute_paths(include_dirs), sources=absolute_paths(sources),
-        name=name, force=bool(force), verbose=bool(verbose))
+        name=name, pgo=bool(pgo), force=bool(force), verbose=bool(verbose))
 
 
 def _check_text(option: str, values) -> None:
