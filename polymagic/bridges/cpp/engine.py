@@ -75,8 +75,10 @@ def load(source: str, options: CppOptions):
     cpp_module.warn_skipped(plan)
     extension = load_extension(module_name, library)
     faults.activate(extension.lib)
-    return cpp_module.make_module(options.name or filename, extension, plan, source,
-                                  filename)
+    module = cpp_module.make_module(options.name or filename, extension, plan, source,
+                                    filename)
+    from .travel import make_travelling  # it pickles (polymagic.travel)
+    return make_travelling(module, key, source, options, library, fault_library)
 
 
 def _check_encodable(source: str) -> None:
