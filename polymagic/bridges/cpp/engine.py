@@ -46,8 +46,7 @@ def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dir
 
 def load(source: str, options: CppOptions):
     """Build (or find in the cache) and load `source` with `options`."""
-    from . import faults, module as cpp_module
-    from ...tracebacks import register_source
+    from . import faults
 
     _check_encodable(source)
     cxx = compiler("c++")
@@ -70,15 +69,38 @@ def load(source: str, options: CppOptions):
     if plan is None:  # damaged: built again (rare, so no cleverness)
         library = build.cached_build(key, MODULE_FILE, produce, label=label)
         plan = _read_plan(library.parent / PLAN_FILE, last_try=True)
+    return _load_built(key, source, options, library, plan, fault_library)
+
+
+def _load_built(key: str, source: str, options: CppOptions, library: Path, plan: dict,
+                fault_library: Path):
+    """Load a built cell: its module, which pickles (polymagic.travel)."""
+    from . import faults, module as cpp_module, travel
+    from ...tracebacks import register_source
+
     filename = f"<C++ cell {key[4:12]}>"
     register_source(filename, source)
     cpp_module.warn_skipped(plan)
-    extension = load_extension(module_name, library)
+    extension = load_extension(f"_pm_{key}", library)
     faults.activate(extension.lib)
     module = cpp_module.make_module(options.name or filename, extension, plan, source,
                                     filename)
-    from .travel import make_travelling  # it pickles (polymagic.travel)
-    return make_travelling(module, key, source, options, library, fault_library)
+    return travel.make_travelling(module, key, source, options, library, fault_library,
+                                  restore)
+
+
+def restore(payload):
+    """A cell module unpickled here (polymagic.travel): its travelled entries published
+    into this cache and loaded, with no compiler; on another platform, built again."""
+    options = CppOptions(**payload.recipe["options"])
+    if not payload.loadable_here():
+        return load(payload.recipe["source"], options)
+    payload.publish_files()
+    (fault_key, _, (fault_name,)), (key, _, (module_file, plan_file)) = payload.entries
+    library = build.cache_dir() / key / module_file
+    plan = _read_plan(library.parent / plan_file, last_try=True)
+    return _load_built(key, payload.recipe["source"], options, library, plan,
+                       build.cache_dir() / fault_key / fault_name)
 
 
 def _check_encodable(source: str) -> None:

@@ -1,5 +1,5 @@
-"""C++ cell modules that pickle (polymagic.travel): what of a cell travels, and how a
-process that receives it loads it.
+"""C++ cell modules that pickle (polymagic.travel): what of a cell travels (engine.restore
+loads it in the process that receives it).
 
 A cell module travels with its two cache entries: the fault library it links (through
 its RUNPATH, `$ORIGIN/../<fault entry>`, so both are published under their own keys)
@@ -18,21 +18,21 @@ import copyreg
 import types as pytypes
 from pathlib import Path
 
-from ... import build, travel
-from ...toolchain import load_extension
+from ... import travel
 
 _MODULES_BY_LIB: dict[int, pytypes.ModuleType] = {}  # id(lib) -> its travelling module
 
 
 def make_travelling(module, key: str, source: str, options, library: Path,
-                    fault_library: Path):
-    """Make the freshly made cell `module` picklable (called by engine.load)."""
+                    fault_library: Path, loader):
+    """Make the freshly made cell `module` picklable; `loader(payload)` (engine.restore)
+    loads it again in the process that unpickles it."""
     entries = [(fault_library.parent.name, str(fault_library.parent), [fault_library.name]),
                (key, str(library.parent), [library.name, "plan.json"])]
     recipe = {"source": source, "options": {field: getattr(options, field)
                                             for field in options._FIELDS}}
     recipe["options"]["force"] = False
-    travel.attach(module, travel.Payload("cpp", key, entries, recipe, restore_module))
+    travel.attach(module, travel.Payload("cpp", key, entries, recipe, loader))
     for export in module.__exports__:
         function = getattr(module, export)
         if isinstance(function, pytypes.FunctionType):  # a generated wrapper
@@ -56,45 +56,3 @@ def _reduce_lib(lib):
         raise TypeError(f"cannot pickle {lib!r}: a cffi library that is not a polymagic "
                         "C++ cell's")
     return (getattr, (module, "lib"))
-
-
-def restore_module(payload: travel.Payload):
-    """The module of `payload` in this process: its travelled artefact published into
-    the cache and loaded, or, on another platform, the cell built again."""
-    from .engine import load
-    from .options import CppOptions
-
-    if not payload.loadable_here():
-        return load(payload.recipe["source"], CppOptions(**payload.recipe["options"]))
-    payload.publish_files()
-    return _load_entry(payload)
-
-
-def _load_entry(payload: travel.Payload):
-    """engine.load's second half, for an entry that exists: no compiler, no libclang."""
-    from . import faults, module as cpp_module
-    from .engine import MODULE_FILE, PLAN_FILE, _read_plan
-    from ...tracebacks import register_source
-
-    key, source = payload.key, payload.recipe["source"]
-    options = payload.recipe["options"]
-    library = build.cache_dir() / key / MODULE_FILE
-    plan = _read_plan(library.parent / PLAN_FILE, last_try=True)
-    filename = f"<C++ cell {key[4:12]}>"
-    register_source(filename, source)
-    cpp_module.warn_skipped(plan)
-    extension = load_extension(f"_pm_{key}", library)
-    faults.activate(extension.lib)
-    module = cpp_module.make_module(options["name"] or filename, extension, plan, source,
-                                    filename)
-    fault_key, fault_dir, (fault_name,) = payload.entries[0]
-    fault_library = build.cache_dir() / fault_key / fault_name
-    return make_travelling(module, key, source, _Options(options), library, fault_library)
-
-
-class _Options:
-    """The recipe's options, read back as attributes (CppOptions' fields)."""
-
-    def __init__(self, options: dict):
-        self._FIELDS = tuple(options)
-        self.__dict__.update(options)
