@@ -86,6 +86,7 @@ def build(source: str, **options) -> CythonBuild:
     if manifest["utility_module"]:
         load_utility_module(toolchain, manifest["utility_module"])
     module = load_cell(path.name[:-len(EXT_SUFFIX)], path, source)
+    module = _make_travelling(module, source, options, path, manifest, toolchain)
     html = read_annotation(path.parent / manifest["annotation"]) \
         if manifest["annotation"] else None
     if opts.verbose:
@@ -95,3 +96,21 @@ def build(source: str, **options) -> CythonBuild:
               file=sys.stderr)
     return CythonBuild(module, path, not cell.ran, html, manifest["numpy_include"],
                        manifest["warnings"], manifest["utility_code"])
+
+
+def _make_travelling(module, source: str, options: dict, path: Path, manifest: dict,
+                     toolchain: Toolchain):
+    """The cell's module and functions pickle (travel.py: polymagic.travel)."""
+    from .travel import make_travelling
+    from .utility import utility_build
+    utility = utility_build(toolchain).path if manifest["utility_module"] else None
+    return make_travelling(module, source, options, path, manifest, utility, restore)
+
+
+def restore(payload):
+    """A cell module unpickled here (polymagic.travel): its travelled entries published
+    into this cache and loaded, with no compiler; on another platform, built again."""
+    from .travel import load_travelled
+    if payload.loadable_here():
+        return load_travelled(payload, restore)
+    return build(payload.recipe["source"], **payload.recipe["options"]).module
