@@ -535,6 +535,19 @@ class RFunction:
     def __repr__(self) -> str:
         return f"<R function {self.name or '(anonymous)'}>"
 
+    def __reduce__(self):
+        """Pickled as R's serialize() of the closure (travel.py)."""
+        from .travel import serialized
+        return (_unpickled_function, (serialized(self, _session()), self.name))
+
+
+def _unpickled_function(data, name):
+    from .travel import unserialized
+    session = _session()
+    function = session.marshal.to_python(unserialized(data, session))
+    function.name = name
+    return function
+
 
 def _named_arguments(kwargs: dict) -> list:
     """Keyword arguments as (R argument name, R value) pairs."""
