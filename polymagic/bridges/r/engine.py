@@ -535,10 +535,11 @@ class RFunction:
     def __repr__(self) -> str:
         return f"<R function {self.name or '(anonymous)'}>"
 
-    def __reduce__(self):
+    def __reduce_ex__(self, protocol):
         """Pickled as R's serialize() of the closure (travel.py)."""
         from .travel import serialized
-        return (_unpickled_function, (serialized(self, _session()), self.name))
+        data = serialized(self, _session(), protocol)
+        return (_unpickled_function, (data, self.name))
 
 
 def _unpickled_function(data, name):

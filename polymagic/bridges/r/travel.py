@@ -17,8 +17,9 @@ from ...errors import ConversionError
 _CHECKER: list = []  # travel.R's environment, once R runs
 
 
-def serialized(function, session) -> pickle.PickleBuffer:
-    """The bytes of R's serialize() of `function` (an engine.RFunction)."""
+def serialized(function, session, protocol: int):
+    """The bytes of R's serialize() of `function` (an engine.RFunction), a PickleBuffer
+    (out of band where the pickler takes buffers) from protocol 5 on."""
     ri = session.ri
     parts = list(_travel_env(session)["untravelled_parts"](function.sexp))
     if parts:
@@ -30,7 +31,8 @@ def serialized(function, session) -> pickle.PickleBuffer:
             "R's serialize() cannot carry to another process. Create it where the "
             "function runs instead (e.g. inside the function)")
     raw = ri.baseenv["serialize"](function.sexp, ri.NULL)
-    return pickle.PickleBuffer(bytes(raw))
+    data = bytes(raw)
+    return pickle.PickleBuffer(data) if protocol >= 5 else data
 
 
 def unserialized(data, session):
