@@ -543,11 +543,8 @@ class RFunction:
 
 
 def _unpickled_function(data, name):
-    from .travel import unserialized
-    session = _session()
-    function = session.marshal.to_python(unserialized(data, session))
-    function.name = name
-    return function
+    from .travel import TravelledFunction  # R unserialises it at its first call
+    return TravelledFunction(data, name, _session, _unpickled_function)
 
 
 def _named_arguments(kwargs: dict) -> list:

@@ -35,10 +35,35 @@ def serialized(function, session, protocol: int):
     return pickle.PickleBuffer(data) if protocol >= 5 else data
 
 
-def unserialized(data, session):
-    """The R object serialized as `data` (bytes-like), unserialised in this R."""
-    ri = session.ri
-    return ri.baseenv["unserialize"](ri.ByteSexpVector(bytes(data)))
+class TravelledFunction:
+    """An unpickled R function. R unserialises it at its first call, in the thread that
+    calls it: R runs in one thread, and an engine may unpickle in another (Dask's
+    scheduler and workers unpickle in their event-loop threads, and call in a task
+    thread)."""
+
+    __slots__ = ("data", "name", "_session", "_reducer", "_function")
+
+    def __init__(self, data, name, session, reducer):
+        self.data, self.name = bytes(data), name
+        self._session, self._reducer, self._function = session, reducer, None
+
+    def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
+        function = self._function
+        if function is None:
+            session = self._session()
+            ri = session.ri
+            sexp = ri.baseenv["unserialize"](ri.ByteSexpVector(self.data))
+            function = self._function = session.marshal.to_python(sexp)
+            function.name = self.name
+        return function(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol):
+        data = pickle.PickleBuffer(self.data) if protocol >= 5 else self.data
+        return (self._reducer, (data, self.name))
+
+    def __repr__(self) -> str:
+        return f"<R function {self.name or '(anonymous)'} (unpickled)>"
 
 
 def _travel_env(session):
