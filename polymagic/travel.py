@@ -130,6 +130,10 @@ def wrap_function(module, name: str, function) -> CellFunction:
     wrapped.__doc__ = getattr(function, "__doc__", None)
     wrapped.__wrapped__ = function
     wrapped.__pm_module__ = module
+    # Dask names a task by a hash of its function, a partial by its `func`: the
+    # generated function has no stable pickle, so it is named by its cell and name.
+    token = ("polymagic cell function", module.__pm_payload__.key, name)
+    function.__dask_tokenize__ = lambda: token
     return wrapped
 
 
