@@ -337,14 +337,15 @@ def test_error_in_a_print_method_is_an_r_error(R):
 # ---- memory: what is kept for tracebacks is bounded -------------------------------------
 
 def test_sources_kept_for_tracebacks_stay_within_the_budget(R):
-    """100 evaluations of 1 MB of code keep at most the budget's worth of code (before:
-    every source forever, +230 MB), forget the oldest from linecache too, and the
-    newest cell is always kept so its errors still quote their line."""
+    """Many evaluations of 1 MB of code keep at most the budget's worth of code
+    (before: every source forever; 100 such evaluations cost hundreds of MB), forget
+    the oldest from linecache too, and the newest cell is always kept so its errors
+    still quote their line."""
     from polymagic.bridges.r import engine, sources
     kept = engine._session().sources
     megabyte = "x <- c(\n" + "1234567,\n" * ((1 << 20) // 9) + "1)\n"
     first_name = None
-    for index in range(100):
+    for index in range(20):
         R.run_cell(megabyte, filename=f"<R big cell {index}>", print_visible=False)
         first_name = first_name or f"<R big cell {index}>"
     assert kept.total_bytes <= max(sources.BUDGET_BYTES, sources.cost(megabyte))
@@ -357,13 +358,17 @@ def test_sources_kept_for_tracebacks_stay_within_the_budget(R):
 
 
 def test_many_small_evaluations_keep_a_bounded_number_of_cells(R):
-    """More small evaluations than the cell limit keep at most that many sources."""
+    """More small evaluations than the cell limit keep at most that many sources;
+    the oldest are forgotten from linecache too, the newest kept."""
     from polymagic.bridges.r import engine, sources
-    for _ in range(sources.MAX_CELLS + 50):
-        R.eval("1L")
-    assert len(engine._session().sources) <= sources.MAX_CELLS
-    cells = [name for name in list(linecache.cache) if name.startswith("<R cell ")]
-    assert len(cells) <= sources.MAX_CELLS
+    names = [f"<R small cell {index}>" for index in range(sources.MAX_CELLS + 50)]
+    for name in names:
+        R.run_cell("1L", filename=name, print_visible=False)
+    kept = engine._session().sources
+    assert len(kept) <= sources.MAX_CELLS
+    assert names[0] not in kept and names[0] not in linecache.cache
+    assert names[-1] in kept and names[-1] in linecache.cache
+    assert sum(name in linecache.cache for name in names) <= sources.MAX_CELLS
 
 
 # ---- values that cannot cross never leave anything behind -------------------------------
