@@ -470,8 +470,18 @@ static const char *pm_r_string(PyObject *text, Py_ssize_t item, int *size)
 {
     Py_ssize_t length;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
-    if (utf8 == NULL)
+    if (utf8 == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            pm_conversion_error("cannot convert a Python str to R: it is not valid "
+                                "text (%S); R strings are UTF-8", value);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        }
         return NULL;
+    }
     const char *nul = memchr(utf8, 0, (size_t) length);
     if (nul != NULL) {
         if (item < 0)

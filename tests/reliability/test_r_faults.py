@@ -57,6 +57,8 @@ NUL_CHILD = """
     attempt("callback-result", lambda: pm.R.eval("give_nul()"))
     attempt("code", lambda: pm.R.eval("x <- 'a\\0b'"))
     attempt("variable-name", lambda: pm.R.__getitem__("a\\0b"))
+    attempt("lone-surrogate-value", lambda: pm.R.__setitem__("x", "a\\ud800"))
+    attempt("lone-surrogate-code", lambda: pm.R.eval("x <- 'a\\ud800'"))
     print("after:", pm.R.eval("paste('still', 'working')"), identity("ok"))
 """
 
@@ -65,12 +67,15 @@ def test_str_with_nul_is_a_conversion_error_and_r_goes_on():
     """A str holding NUL, pushed, passed, inside a list or dict, as a keyword, returned
     from a Python callback R called, as code or as a name: ConversionError naming
     NUL every time (before: R printed "embedded nul in string" and the process ended,
-    or the callback hung); R works afterwards."""
+    or the callback hung); a lone surrogate too; R works afterwards."""
     out = run_child(NUL_CHILD, timeout=60)
     for label in ("pushed", "argument", "in-a-list", "dict-key", "keyword-name",
                   "callback-result", "code", "variable-name"):
         line = next((row for row in out.splitlines() if row.startswith(label + " ")), "")
         assert "ConversionError" in line and "NUL" in line, out
+    for label in ("lone-surrogate-value", "lone-surrogate-code"):
+        line = next((row for row in out.splitlines() if row.startswith(label + " ")), "")
+        assert "ConversionError" in line and "not valid text" in line, out
     assert "after: still working ok" in out
 
 

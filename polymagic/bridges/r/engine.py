@@ -439,10 +439,16 @@ def _check_name(name) -> None:
 
 
 def _check_text(text: str, what: str) -> None:
-    """ConversionError when `text` cannot cross into R: R strings cannot hold NUL."""
+    """ConversionError when `text` cannot cross into R: R strings are UTF-8 and
+    cannot hold NUL."""
     if "\0" in text:
         raise ConversionError(f"{what} cannot contain NUL (\"\\0\", at character "
                               f"{text.index(chr(0))}): R strings cannot hold it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ConversionError(f"{what} is not valid text ({error}): R strings are "
+                              f"UTF-8") from None
 
 
 _MISSING = []
