@@ -283,3 +283,15 @@ def test_starting_r_leaves_child_pythons_working(R):
     child = subprocess.run([sys.executable, "-c", "import ssl; print('ok')"],
                            capture_output=True, text=True, timeout=60)
     assert child.stdout.strip() == "ok", child.stderr
+
+
+def test_r_warning_in_a_python_c_script_is_a_warning():
+    """An R warning from `python -c` code is shown as a warning and the script goes on
+    (the warning machinery once asked `-c`'s loader for source and raised ImportError)."""
+    import subprocess
+    import sys
+    code = "import polymagic as pm\npm.R.eval('warning(\"careful\")')\nprint('went on')"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    assert child.stdout.strip() == "went on", child.stderr
+    assert "RWarning: careful" in child.stderr

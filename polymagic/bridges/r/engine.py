@@ -182,9 +182,10 @@ def _warn_at_user_code(warning: Warning, place: tuple[str, int] | None = None) -
         return
     module_globals = frame.f_globals
     registry = module_globals.setdefault("__warningregistry__", {})
+    # Not module_globals: through it warnings asks the module's loader for source, and
+    # the loader of `python -c` code raises ImportError; the line is read from the file.
     warnings.warn_explicit(warning, type(warning), frame.f_code.co_filename,
-                           frame.f_lineno, module_globals.get("__name__"), registry,
-                           module_globals)
+                           frame.f_lineno, module_globals.get("__name__"), registry)
 
 
 _session_lock = threading.Lock()
