@@ -61,4 +61,7 @@ def unregister(ipython) -> None:
     for magic_class in _magic_classes():
         for kind in ("line", "cell"):
             for name in magic_class.magics.get(kind, {}):
-                magics[kind].pop(name, None)
+                # only ours: %R may belong to rpy2's magic, loaded after polymagic
+                owner = getattr(magics[kind].get(name), "__self__", None)
+                if isinstance(owner, magic_class):
+                    del magics[kind][name]

@@ -538,3 +538,18 @@ def test_rpy2_magic_and_polymagic_share_one_r_and_say_who_owns_r(tmp_path):
     assert "owner: rpy2.ipython.rmagic" in reloaded and "seen2: 7.0" in reloaded
     assert "now run through polymagic, replacing rpy2's magic" in taken_back
     assert "owner: polymagic.magics.r" in taken_back
+
+
+def test_unloading_polymagic_leaves_rpy2s_magic_in_place(tmp_path):
+    """%unload_ext polymagic removes only polymagic's magics: an %R that rpy2's magic
+    took over afterwards stays rpy2's."""
+    out = _run_child(
+        "from IPython.testing.globalipapp import start_ipython\n"
+        "ip = start_ipython()\n"
+        "ip.run_cell('%load_ext polymagic')\n"
+        "ip.run_cell('%load_ext rpy2.ipython')\n"
+        "ip.run_cell('%unload_ext polymagic')\n"
+        "print('owner:', type(ip.find_cell_magic('R').__self__).__module__)\n"
+        "print('cpp:', ip.find_cell_magic('cpp'))\n", tmp_path)
+    assert "owner: rpy2.ipython.rmagic" in out
+    assert "cpp: None" in out
