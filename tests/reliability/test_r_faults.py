@@ -315,6 +315,25 @@ def test_r_started_in_a_worker_thread_keeps_its_c_stack_check():
     assert "after: 2" in out
 
 
+RPY2_FIRST_CHILD = """
+import rpy2.robjects  # R started by rpy2 itself (as rpy2's magic does): its check off
+import polymagic as pm
+try:
+    pm.R.eval("options(expressions = 5e5); f <- function(n) f(n + 1); f(0)")
+except Exception as error:
+    print("raised", type(error).__name__, "|", str(error).splitlines()[0])
+print("after:", int(pm.R.eval("1 + 1")))
+"""
+
+
+def test_r_started_by_rpy2_first_gets_its_c_stack_check_back():
+    """R started through rpy2 before polymagic (rpy2 turns R's C stack check off):
+    runaway recursion raises RRecursionError instead of a segfault."""
+    out = run_child(RPY2_FIRST_CHILD)
+    assert "raised RRecursionError | " in out and "C stack usage" in out, out
+    assert "after: 2" in out
+
+
 # ---- auto-print as R's console does -------------------------------------------------
 
 def test_auto_print_dispatches_to_the_users_s3_and_s4_methods(R, capsys):

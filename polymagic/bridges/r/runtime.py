@@ -97,18 +97,25 @@ def _keep_r_stack_check(in_main_thread: bool) -> None:
 
 def _guard_process(in_main_thread: bool) -> None:
     """quit() raises an R error instead of ending Python; every interrupt R handles is
-    noted (signals.c); outside the main thread, R's stack check measures this
-    thread's stack."""
+    noted (signals.c); outside the main thread, or when rpy2 started R with the check
+    off, R's stack check measures this thread's stack."""
     library = shim()
     library.pm_guard_quit()
     if library.pm_note_r_interrupts() != 0:
         warnings.warn("R refused polymagic's options(interrupt): Ctrl-C during "
                       "Sys.sleep() and other blocking R calls may surface as an RError "
                       f"({current_error_text().strip()})", RuntimeWarning, 2)
-    if not in_main_thread and library.pm_use_this_thread_stack() != 0:
+    if (not in_main_thread or _stack_check_is_off()) \
+            and library.pm_use_this_thread_stack() != 0:
         warnings.warn("R was started outside the main thread and the thread's stack "
                       "could not be read: R's C stack check is off, so very deep "
                       "recursion in R may crash the process", RuntimeWarning, 2)
+
+
+def _stack_check_is_off() -> bool:
+    """Whether R runs without its C stack check: rpy2 turns it off when R is started
+    through rpy2 itself (rpy2's magic, rpy2.robjects) before polymagic uses R."""
+    return ctypes.c_size_t.in_dll(libr(), "R_CStackLimit").value == ctypes.c_size_t(-1).value
 
 
 def _import_rinterface():
