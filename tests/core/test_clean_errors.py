@@ -38,7 +38,7 @@ CASES = {
     "r-error": (
         ["%%R\nfails <- function() stop('boom')\nfails()"],
         "pm.R.eval(\"fails <- function() stop('boom')\\nfails()\")",
-        ["RError", "boom", "<R cell", "in fails"]),
+        ["RError", "boom", "<R c", "in fails"]),  # <R cell n> in IPython, <R code k> in a script
     "r-name-error": (
         ["pm.R['no_such_variable_here']"],
         "pm.R['no_such_variable_here']",

@@ -295,3 +295,15 @@ def test_r_warning_in_a_python_c_script_is_a_warning():
                            timeout=120)
     assert child.stdout.strip() == "went on", child.stderr
     assert "RWarning: careful" in child.stderr
+
+
+def test_library_code_is_named_apart_from_notebook_cells(R):
+    """pm.R.eval code is `<R code k>`, never `<R cell n>` (the magics' name for In [n]),
+    so it cannot replace a notebook cell's source in tracebacks."""
+    import re
+    import traceback
+    with pytest.raises(RError) as failure:
+        R.eval("stop('named')")
+    shown = "".join(traceback.format_exception(failure.value))
+    assert re.search(r'File "<R code \d+>", line 1, in <top level>', shown), shown
+    assert "<R cell" not in shown

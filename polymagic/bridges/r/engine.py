@@ -327,7 +327,8 @@ class REngine:
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         session = _session()
         named = filename is not None  # a notebook's cell: its warnings point at its lines
-        filename = filename or f"<R cell {next(_cell_numbers)}>"
+        # "code", not "cell": the magics name notebook cells <R cell n> after In [n]
+        filename = filename or f"<R code {next(_cell_numbers)}>"
         _check_text(code, "R code")
         _check_text(filename, "a cell name")
         session.sources.add(filename, code)  # for error messages and tracebacks
