@@ -106,22 +106,23 @@ DEEP = textwrap.dedent("""
 """)
 # What stops each run: Python's own limit, or, with the limit raised, polymagic's guard
 # for entering R (bridges/r/signals.c), before R's own C stack check would.
-PYTHON_LIMIT = "maximum recursion depth exceeded"
-R_ENTRY_GUARD = ("maximum recursion depth exceeded: too little C stack is left to enter R "
-                 "(recursion through R is too deep)")
+PYTHON_LIMIT = ("builtins.RecursionError", "maximum recursion depth exceeded")
+R_ENTRY_GUARD = ("polymagic.errors.RRecursionError",
+                 "R error: maximum recursion depth exceeded: too little C stack is left "
+                 "to enter R (recursion through R is too deep)")
 
 
-@pytest.mark.parametrize("limit, message", [(1000, PYTHON_LIMIT), (10 ** 6, R_ENTRY_GUARD)],
+@pytest.mark.parametrize("limit, expected", [(1000, PYTHON_LIMIT), (10 ** 6, R_ENTRY_GUARD)],
                          ids=["default-limit", "raised-limit"])
-def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit, message):
+def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit, expected):
     """Python <-> R recursion past the stack raises RecursionError: Python's own at
-    its default limit; with the limit raised, polymagic's guard for entering R (its
-    class and message, not R's "C stack usage" error). The process survives and R works."""
+    its default limit; with the limit raised, polymagic's guard for entering R
+    (RRecursionError with its message, not R's "C stack usage" error). The process survives and R works."""
     result = subprocess.run([sys.executable, "-c", DEEP.format(limit=limit)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     caught, after = result.stdout.splitlines()[-2:]
-    assert json.loads(caught) == {"class": "builtins.RecursionError", "message": message}
+    assert json.loads(caught) == dict(zip(("class", "message"), expected))
     assert after == "after: 10.0", result.stdout
 
 

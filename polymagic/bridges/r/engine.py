@@ -57,11 +57,12 @@ _STACK_EXHAUSTED = 2  # pm_sigint_enter's answer when too little C stack is left
 
 
 def _enter_r() -> None:
-    """Install R's Ctrl-C handler for an R evaluation; RecursionError, entering
-    nothing, when recursion through R has nearly used up the C stack."""
+    """Install R's Ctrl-C handler for an R evaluation; RRecursionError (a
+    RecursionError), entering nothing, when recursion through R has nearly used up
+    the C stack."""
     if _enter() == _STACK_EXHAUSTED:
-        raise RecursionError("maximum recursion depth exceeded: too little C stack is "
-                             "left to enter R (recursion through R is too deep)")
+        raise RRecursionError("maximum recursion depth exceeded: too little C stack is "
+                              "left to enter R (recursion through R is too deep)")
 
 
 class CellResult:
