@@ -6,9 +6,10 @@ import keyword
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import CppOptionError, also
+from .shared import check_text, parse_options
 
 
 @magics_class
@@ -47,6 +48,7 @@ class CppMagics(Magics):
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.cpp import CppOptions, load
 
+        check_text("%%cpp", option_line=line, cell=cell)
         args = _parse(self.cpp, line)
         try:
             options = CppOptions.make(args.compile_args, args.link_args, args.libraries,
@@ -65,10 +67,7 @@ class CppMagics(Magics):
 def _parse(magic, line: str):
     """The magic's options; every malformed line (unbalanced quotes included) and a
     -n that is no name of its own is a UsageError."""
-    try:
-        args = parse_argstring(magic, line)
-    except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
-        raise UsageError(f"%%cpp: cannot read the options {line!r}: {error}") from None
+    args = parse_options("%%cpp", magic, line)
     name = args.name
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise UsageError(f"%%cpp -n {name!r}: the module is bound under this name, so it "

@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from ..errors import CythonOptionError, also
+from .shared import check_text, parse_options
 
 
 @magics_class
@@ -96,20 +97,8 @@ def _parse(magic, line: str, cell: str):
     """The magic's options. Every malformed line (unbalanced quotes included) is a
     UsageError, and so is text that cannot be encoded (a lone surrogate) in the line
     or the cell, named by its place."""
-    for where, text in (("option line", line), ("cell", cell)):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as bad:
-            before = text[:bad.start]
-            raise UsageError(
-                f"%%cython: the {where} holds {text[bad.start]!r} at line "
-                f"{before.count(chr(10)) + 1}, column {bad.start - before.rfind(chr(10))}, "
-                "which cannot be encoded as UTF-8 (a lone surrogate, e.g. from a broken "
-                "copy and paste)") from None
-    try:
-        return magic_arguments.parse_argstring(magic, line)
-    except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
-        raise UsageError(f"%%cython: cannot read the options {line!r}: {error}") from None
+    check_text("%%cython", option_line=line, cell=cell)
+    return parse_options("%%cython", magic, line)
 
 
 def public_names(module) -> dict:

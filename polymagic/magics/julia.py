@@ -10,9 +10,9 @@ from IPython.core.error import UsageError
 import weakref
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from .shared import io_arguments, lookup_inputs, name_pairs
+from .shared import check_text, io_arguments, lookup_inputs, name_pairs, parse_options
 
 # Options that take a value: the next word is theirs, not the start of the code.
 _VALUE_OPTIONS = {"-i", "--input", "-o", "--output"}
@@ -82,8 +82,10 @@ class JuliaMagics(Magics):
         of rich values shows inline.
         """
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
+        label = "%%julia" if cell is not None else "%julia"
+        check_text(label, option_line=line, cell=cell)
         options, code = (line, cell) if cell is not None else split_line(line)
-        args = parse_argstring(self.julia, options)
+        args = parse_options(label, self.julia, options)
         inputs = lookup_inputs(args.input, self.shell.user_ns, "Julia")
         outputs = name_pairs(args.output)
         copy = True if args.copy else None

@@ -16,11 +16,11 @@ from collections import ChainMap
 from IPython.core.error import UsageError
 from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
                                 needs_local_scope, no_var_expand)
-from IPython.core.magic_arguments import (argument, argument_group, magic_arguments,
-                                          parse_argstring)
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 
 from ..errors import ConversionError, GraphicsOptionError, RNameError, also
-from .shared import find_python, input_triples, io_arguments, name_pairs
+from .shared import (check_text, find_python, input_triples, io_arguments, name_pairs,
+                     parse_options)
 
 DEVICES = ("png", "svg")
 _RPY2_ONLY_DEVICES = {
@@ -96,6 +96,7 @@ class RMagics(Magics):
     def R(self, line, cell=None, local_ns=None):
         """Run R code in this process. Arrays in -i/-o cross as views of one memory."""
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
+        check_text("%%R" if cell is not None else "%R", option_line=line, cell=cell)
         args = self._parse(self.R, line)
         code = " ".join(args.code)
         if cell is not None:
@@ -117,7 +118,7 @@ class RMagics(Magics):
         return None
 
     def _parse(self, magic, line: str):
-        args = parse_argstring(magic, line)  # a bad option is a UsageError
+        args = parse_options(f"%{magic.__name__}", magic, line)
         if args.converter is not None:
             raise UsageError(
                 f"-c/--converter {args.converter}: polymagic converts values with its "
@@ -260,7 +261,7 @@ class RMagics(Magics):
         """Pull R variables into the notebook's namespace: `%Rpull x y`. Numeric
         vectors arrive as views of R's memory; a length-1 vector as a 1-element array."""
         __tracebackhide__ = True
-        args = parse_argstring(self.Rpull, line)
+        args = parse_options("%Rpull", self.Rpull, line)
         copy = True if args.copy else None
         for python_name, r_name in name_pairs(args.outputs):
             self.shell.user_ns[python_name] = self._pull(r_name, copy, "%Rpull")
@@ -273,7 +274,7 @@ class RMagics(Magics):
         """Return an R variable's value (as %Rpull converts it) instead of assigning it:
         `df = %Rget df`."""
         __tracebackhide__ = True
-        args = parse_argstring(self.Rget, line)
+        args = parse_options("%Rget", self.Rget, line)
         return self._pull(args.output[0], True if args.copy else None, "%Rget")
 
     # ---- %Rdevice ---------------------------------------------------------------------

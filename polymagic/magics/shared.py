@@ -79,3 +79,31 @@ def find_python(name: str, namespace, language: str | None, option: str):
                                       f"{attribute!r}"), UsageError)
         value = getattr(value, attribute)
     return value
+
+
+def parse_options(label: str, magic, line: str):
+    """`magic`'s options from `line`; every malformed line is a UsageError naming the
+    magic (`label`, e.g. "%%R"), unbalanced quotes included (shlex's ValueError)."""
+    from IPython.core.magic_arguments import parse_argstring
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"{label}: cannot read the options {line!r}: {error}") from None
+
+
+def check_text(label: str, **texts: str | None) -> None:
+    """UsageError naming the magic and the place when a text (the option line, the
+    cell) holds a character UTF-8 cannot encode: a lone surrogate, e.g. from a broken
+    copy and paste. Keyword names say where: check_text("%%R", cell=cell)."""
+    for where, text in texts.items():
+        if text is None:
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as bad:
+            before = text[:bad.start]
+            raise UsageError(
+                f"{label}: the {where.replace('_', ' ')} holds {text[bad.start]!r} at "
+                f"line {before.count(chr(10)) + 1}, column "
+                f"{bad.start - before.rfind(chr(10))}, which cannot be encoded as UTF-8 "
+                "(a lone surrogate, e.g. from a broken copy and paste)") from None
