@@ -528,8 +528,14 @@ def _logical_to_python(address, dims):
 
 
 def _list_to_python(address, attributes, copy):
+    return list_to_python(address, attributes, lambda item: _from_address(item, copy, True))
+
+
+def list_to_python(address, attributes, convert_item):
+    """An R list as a Python list; a dict when every element is named, uniquely; else
+    (name, value) pairs. Elements are converted by `convert_item(address)`."""
     shim = r_shim.shim()
-    items = [_from_address(item, copy, True) for item in shim.elements(address)]
+    items = [convert_item(item) for item in shim.elements(address)]
     names_address = attributes.get("names")
     if names_address is None:
         return items

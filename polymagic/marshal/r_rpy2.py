@@ -52,15 +52,7 @@ def _strings_array(items: list) -> np.ndarray:
 
 
 def _list_to_python(address, attributes, copy):
-    shim = r_shim.shim()
-    items = [_from_address(item, copy) for item in shim.elements(address)]
-    names_address = attributes.get("names")
-    if names_address is None:
-        return items
-    names = shim.strings(names_address)
-    if all(names) and len(set(names)) == len(names):
-        return dict(zip(names, items))
-    return list(zip(names, items))
+    return r.list_to_python(address, attributes, lambda item: _from_address(item, copy))
 
 
 # ======================================================================================
