@@ -314,6 +314,35 @@ def _run_callback(function, addresses, names):
         return f"Python exception {type(error).__name__}: {error}"
 
 
+# ---- calls into R ---------------------------------------------------------------------
+
+def connect_calls(enter, leave, stack_exhausted, failed, interrupted):
+    """The shim's `call(closure address, args, kwargs, raw)`, set up with the runtime
+    shim's enter/leave functions (addresses) and the engine's outcome objects."""
+    shim = r_shim.shim()
+    shim.set_call_hooks(enter, leave, _argument_to_r, _result_to_python, _result_raw,
+                        stack_exhausted, failed, interrupted)
+    return shim.call
+
+
+def _argument_to_r(value):
+    """A call's argument the shim does not build itself: (address, keepalive)."""
+    sexp = to_r(value)
+    return (r_shim.address_of(sexp), sexp)
+
+
+def _result_to_python(address):
+    """A call's result the shim does not convert itself; it comes preserved."""
+    try:
+        return _from_address(address, None, True)
+    finally:
+        r_shim.shim().release(address)
+
+
+def _result_raw(address):
+    return r_shim.adopt(address)
+
+
 def take_pending_python_error():
     """The exception raised by the last failed Python callback called from R (or None),
     cleared; the R engine re-raises this very object when the R call fails."""

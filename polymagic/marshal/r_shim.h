@@ -6,6 +6,7 @@
  *   r_shim_views.c     ALTREP vectors whose data pointer IS a Python buffer
  *   r_shim_closures.c  R closures that call Python callables
  *   r_shim_objects.c   reading R objects from Python, building them from Python values
+ *   r_shim_calls.c     Python -> R calls evaluated in C
  *
  * Functions take and return R objects as integer addresses. Every function that
  * creates an R object returns it R_PreserveObject'ed (r_shim.py hands the preservation
@@ -50,10 +51,28 @@ int pm_is_view(SEXP x);            /* one of our ALTREP vectors */
 
 extern PyMethodDef pm_closure_methods[];
 
+/* ---- r_shim_calls.c ---------------------------------------------------------------- */
+
+extern PyMethodDef pm_call_methods[];
+
 /* ---- r_shim_objects.c --------------------------------------------------------------- */
 
 extern PyMethodDef pm_object_methods[];
 int pm_add_object_types(PyObject *module);  /* RBuffer; -1 with an exception set */
+int pm_plain(SEXP x);   /* R runs no code of its own to read x (not a foreign ALTREP) */
+
+/* A Python scalar read for R: a bool, float, int, complex or str. */
+typedef struct {
+    int type;                      /* LGLSXP, INTSXP, REALSXP, CPLXSXP or STRSXP */
+    union { double real; int integer; Rcomplex complex; } value;
+    const char *text;              /* STRSXP: UTF-8 owned by the Python str */
+    int size;
+} pm_scalar_value;
+/* 1 read, 0 not such a scalar, -1 with an exception set (a str R cannot hold). */
+int pm_read_scalar(PyObject *value, pm_scalar_value *out);
+SEXP pm_new_scalar(const pm_scalar_value *scalar);   /* R context: may unwind */
+/* Element 0 of a REAL/INT/LGL/CPLX/STR vector as a Python scalar (NA -> None). */
+PyObject *pm_scalar_to_python(SEXP x);
 
 /* The dims of a new vector, read from a Python tuple (or None) before any R call, so
  * that the guarded part touches no Python object. */

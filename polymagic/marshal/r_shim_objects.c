@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* R runs no code of its own to read `x`: not an ALTREP vector, or one of ours. */
-static int pm_plain(SEXP x)
+int pm_plain(SEXP x)
 {
     return !ALTREP(x) || pm_is_view(x);
 }
@@ -251,26 +251,12 @@ static void pm_element_body(void *data)
     }
 }
 
-/* scalar(address) -> element 0 of an atomic vector as a Python scalar; NA -> None. */
-static PyObject *py_scalar(PyObject *self, PyObject *arg)
+/* Element 0 of an atomic vector (not raw) as a Python scalar; NA -> None. */
+PyObject *pm_scalar_to_python(SEXP x)
 {
-    (void) self;
-    SEXP x = pm_sexp_arg(arg);
-    if (PyErr_Occurred())
-        return NULL;
     int type = TYPEOF(x);
     if (type == STRSXP)
         return pm_string_at(x, 0);
-    if (type == RAWSXP) {
-        const void *data;
-        if (pm_read_pointer(x, &data) < 0)
-            return NULL;
-        return PyBytes_FromStringAndSize((const char *) data, 1);
-    }
-    if (type != REALSXP && type != INTSXP && type != LGLSXP && type != CPLXSXP) {
-        PyErr_SetString(PyExc_TypeError, "not an R atomic vector");
-        return NULL;
-    }
     pm_element_request request = {x, {0}};
     if (pm_plain(x))
         pm_element_body(&request);
@@ -294,6 +280,28 @@ static PyObject *py_scalar(PyObject *self, PyObject *arg)
             Py_RETURN_NONE;
         return PyComplex_FromDoubles(request.value.complex.r, request.value.complex.i);
     }
+}
+
+/* scalar(address) -> element 0 of an atomic vector as a Python scalar; NA -> None. */
+static PyObject *py_scalar(PyObject *self, PyObject *arg)
+{
+    (void) self;
+    SEXP x = pm_sexp_arg(arg);
+    if (PyErr_Occurred())
+        return NULL;
+    int type = TYPEOF(x);
+    if (type == RAWSXP) {
+        const void *data;
+        if (pm_read_pointer(x, &data) < 0)
+            return NULL;
+        return PyBytes_FromStringAndSize((const char *) data, 1);
+    }
+    if (type != REALSXP && type != INTSXP && type != LGLSXP && type != CPLXSXP &&
+        type != STRSXP) {
+        PyErr_SetString(PyExc_TypeError, "not an R atomic vector");
+        return NULL;
+    }
+    return pm_scalar_to_python(x);
 }
 
 /* strings(address) -> list of str (None for NA) of a character vector. */
@@ -503,32 +511,70 @@ static const char *pm_r_string(PyObject *text, Py_ssize_t item, int *size)
     return utf8;
 }
 
+SEXP pm_new_scalar(const pm_scalar_value *scalar)
+{
+    SEXP out;
+    switch (scalar->type) {
+    case LGLSXP: return Rf_ScalarLogical(scalar->value.integer);
+    case INTSXP: return Rf_ScalarInteger(scalar->value.integer);
+    case REALSXP: return Rf_ScalarReal(scalar->value.real);
+    case CPLXSXP:
+        out = Rf_allocVector(CPLXSXP, 1);
+        COMPLEX(out)[0] = scalar->value.complex;
+        return out;
+    default:
+        out = PROTECT(Rf_allocVector(STRSXP, 1));
+        SET_STRING_ELT(out, 0, Rf_mkCharLenCE(scalar->text, scalar->size, CE_UTF8));
+        UNPROTECT(1);
+        return out;
+    }
+}
+
+int pm_read_scalar(PyObject *value, pm_scalar_value *out)
+{
+    if (PyBool_Check(value)) {
+        out->type = LGLSXP;
+        out->value.integer = value == Py_True;
+    } else if (PyFloat_Check(value)) {
+        out->type = REALSXP;
+        out->value.real = PyFloat_AS_DOUBLE(value);
+    } else if (PyLong_Check(value)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow == 0 && v > INT_MIN && v <= INT_MAX) {
+            out->type = INTSXP;
+            out->value.integer = (int) v;
+        } else {
+            out->type = REALSXP;
+            out->value.real = PyLong_AsDouble(value);
+            if (PyErr_Occurred())
+                return -1;
+        }
+    } else if (PyComplex_Check(value)) {
+        out->type = CPLXSXP;
+        out->value.complex.r = PyComplex_RealAsDouble(value);
+        out->value.complex.i = PyComplex_ImagAsDouble(value);
+    } else if (PyUnicode_Check(value)) {
+        out->type = STRSXP;
+        out->text = pm_r_string(value, -1, &out->size);
+        if (out->text == NULL)
+            return -1;
+    } else
+        return 0;
+    return 1;
+}
+
 typedef struct {
-    int type;
-    union { double real; int integer; Rcomplex complex; } value;
-    const char *text;
-    int size;
+    pm_scalar_value scalar;
     SEXP result;
 } pm_scalar_request;
 
 static void pm_scalar_body(void *data)
 {
     pm_scalar_request *request = (pm_scalar_request *) data;
-    SEXP out;
-    switch (request->type) {
-    case LGLSXP: out = Rf_ScalarLogical(request->value.integer); break;
-    case INTSXP: out = Rf_ScalarInteger(request->value.integer); break;
-    case REALSXP: out = Rf_ScalarReal(request->value.real); break;
-    case CPLXSXP:
-        out = Rf_allocVector(CPLXSXP, 1);
-        COMPLEX(out)[0] = request->value.complex;
-        break;
-    default:
-        out = PROTECT(Rf_allocVector(STRSXP, 1));
-        SET_STRING_ELT(out, 0, Rf_mkCharLenCE(request->text, request->size, CE_UTF8));
-        UNPROTECT(1);
-    }
-    PROTECT(out);
+    SEXP out = PROTECT(pm_new_scalar(&request->scalar));
     R_PreserveObject(out);
     UNPROTECT(1);
     request->result = out;
@@ -540,36 +586,10 @@ static PyObject *py_scalar_to_r(PyObject *self, PyObject *value)
 {
     (void) self;
     pm_scalar_request request;
-    if (PyBool_Check(value)) {
-        request.type = LGLSXP;
-        request.value.integer = value == Py_True;
-    } else if (PyFloat_Check(value)) {
-        request.type = REALSXP;
-        request.value.real = PyFloat_AS_DOUBLE(value);
-    } else if (PyLong_Check(value)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (v == -1 && PyErr_Occurred())
-            return NULL;
-        if (overflow == 0 && v > INT_MIN && v <= INT_MAX) {
-            request.type = INTSXP;
-            request.value.integer = (int) v;
-        } else {
-            request.type = REALSXP;
-            request.value.real = PyLong_AsDouble(value);
-            if (PyErr_Occurred())
-                return NULL;
-        }
-    } else if (PyComplex_Check(value)) {
-        request.type = CPLXSXP;
-        request.value.complex.r = PyComplex_RealAsDouble(value);
-        request.value.complex.i = PyComplex_ImagAsDouble(value);
-    } else if (PyUnicode_Check(value)) {
-        request.type = STRSXP;
-        request.text = pm_r_string(value, -1, &request.size);
-        if (request.text == NULL)
-            return NULL;
-    } else {
+    int read = pm_read_scalar(value, &request.scalar);
+    if (read < 0)
+        return NULL;
+    if (read == 0) {
         PyErr_SetString(PyExc_TypeError, "not a Python scalar");
         return NULL;
     }

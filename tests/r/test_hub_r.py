@@ -122,7 +122,9 @@ def test_too_deep_recursion_raises_recursion_error_not_a_crash(limit, expected):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     caught, after = result.stdout.splitlines()[-2:]
-    assert json.loads(caught) == dict(zip(("class", "message"), expected))
+    caught = json.loads(caught)
+    # Python names where its limit struck ("... exceeded in comparison"): a prefix
+    assert (caught["class"], caught["message"][:len(expected[1])]) == expected, caught
     assert after == "after: 10.0", result.stdout
 
 

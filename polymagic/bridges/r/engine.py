@@ -47,22 +47,29 @@ _cell_numbers = itertools.count(1)
 _PARSE_POSITION = re.compile(r":(\d+):(\d+): ([^\n]*)")
 
 # Set when the engine starts; module globals keep RFunction.__call__ lean.
-_to_r = _enter = _leave = _RRuntimeError = None
-_rlib = _wrap_sexp = _build_rcall = _ERROR_FLAG = None
-_LANG: tuple = ()
+_to_r = _RRuntimeError = _call_r = None
 _r_thread = None
 
 
-_STACK_EXHAUSTED = 2  # pm_sigint_enter's answer when too little C stack is left
+class _Outcome:
+    """What the shim's call returns instead of a value: R was not entered, or R failed."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
 
 
-def _enter_r() -> None:
-    """Install R's Ctrl-C handler for an R evaluation; RRecursionError (a
-    RecursionError), entering nothing, when recursion through R has nearly used up
-    the C stack."""
-    if _enter() == _STACK_EXHAUSTED:
-        raise RRecursionError("maximum recursion depth exceeded: too little C stack is "
-                              "left to enter R (recursion through R is too deep)")
+_STACK_LEFT_TOO_SMALL = _Outcome("stack exhausted")
+_R_FAILED = _Outcome("R failed")
+_R_INTERRUPTED = _Outcome("R was interrupted")
+
+
+def _stack_exhausted() -> RRecursionError:
+    """The shim's entry guard refused to enter R: recursion through R has nearly used
+    up the C stack."""
+    return RRecursionError("maximum recursion depth exceeded: too little C stack is "
+                           "left to enter R (recursion through R is too deep)")
 
 
 class CellResult:
@@ -80,13 +87,15 @@ class _Session:
     """The started engine: rinterface, helper functions, shim, console state."""
 
     def __init__(self):
-        global _to_r, _enter, _leave, _RRuntimeError, _r_thread
-        global _rlib, _wrap_sexp, _build_rcall, _ERROR_FLAG, _LANG
-        from rpy2.rinterface_lib import _rinterface_capi, conversion, openrlib
+        global _to_r, _RRuntimeError, _r_thread, _call_r
         from ...marshal import r as marshal
         self.ri = r_runtime.start()
         self.marshal = marshal
         self.shim = r_runtime.shim()
+        _call_r = marshal.connect_calls(
+            r_runtime.hook_address("pm_sigint_enter"),
+            r_runtime.hook_address("pm_sigint_leave"),
+            _STACK_LEFT_TOO_SMALL, _R_FAILED, _R_INTERRUPTED)
         self.sources = CellSources()
         self.held_stderr: str | None = None
         self.python_error: BaseException | None = None
@@ -96,14 +105,7 @@ class _Session:
         self._route_warnings()
         self._install_hub()
         _to_r = marshal.to_r
-        RFunction._result = staticmethod(marshal.to_python)
-        _enter, _leave = self.shim.pm_sigint_enter, self.shim.pm_sigint_leave
         _RRuntimeError = self.ri.embedded.RRuntimeError
-        _rlib, _wrap_sexp = openrlib.rlib, conversion._cdata_to_rinterface
-        _build_rcall = _rinterface_capi.build_rcall
-        _ERROR_FLAG = _rinterface_capi.ffi.new("int *")
-        _LANG = (_rlib.Rf_lang1, _rlib.Rf_lang2, _rlib.Rf_lang3, _rlib.Rf_lang4,
-                 _rlib.Rf_lang5, _rlib.Rf_lang6)
         _r_thread = threading.get_ident()
 
     def _define_helpers(self):
@@ -487,59 +489,47 @@ class RFunction:
     it crossed; Ctrl-C raises KeyboardInterrupt.
     """
 
-    __slots__ = ("sexp", "name", "_cdata", "__weakref__")
+    __slots__ = ("sexp", "name", "_address", "__weakref__")
     # Where a failure is placed and how the result comes back: the engine's own calls
     # itself (_OwnCall: cell steps, lookups) change these.
     _drop_outer = False
     _cell = _line = None
-    _result = None  # marshal.to_python, set when the engine starts
+    _raw = False  # True: the result comes back unconverted (an rpy2 Sexp)
 
     def __init__(self, sexp, name: str | None = None):
-        self.sexp = sexp
+        self.sexp = sexp  # keeps the closure alive (rpy2 preserves it)
         self.name = name
-        self._cdata = sexp.__sexp__._cdata
+        self._address = marshal_shim.address_of(sexp)
 
     def __call__(self, *args, **kwargs):
-        """The one way into R, for every call and every cell step: the call is built
-        with R's C API and R_tryEval'ed in R's global environment (rpy2's own closure
-        call spends ~6 us in Python around the same two C calls), with Ctrl-C routed
-        to R while it runs. Kept in one frame: deep Python <-> R recursion pays for
-        every frame of the round trip."""
+        """The one way into R, for every call and every cell step: the shim converts
+        the arguments, builds the call and evaluates it in R's global environment in
+        C (marshal/r_shim_calls.c; rpy2's closure call spends ~6 us in Python around
+        the same C calls), with Ctrl-C routed to R and the C stack guarded. Kept in one
+        frame: deep Python <-> R recursion pays for every frame of the round trip."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         try:  # inline rather than @entry_point: no extra frame per call
             if threading.get_ident() != _r_thread:
                 _session()  # starts R, or raises ThreadError from a foreign thread
-            to_r = _to_r
-            r_args = [to_r(value) for value in args]  # alive until R returns
-            named = _named_arguments(kwargs) if kwargs else ()
-            _enter_r()
-            try:
-                if not named and len(r_args) < len(_LANG):
-                    call = _LANG[len(r_args)](self._cdata,
-                                              *[value.__sexp__._cdata for value in r_args])
-                else:
-                    call = _build_rcall(self._cdata, r_args, named)
-                call = _rlib.Rf_protect(call)
-                result = _rlib.R_tryEval(call, _rlib.R_GlobalEnv, _ERROR_FLAG)
-                failed = _ERROR_FLAG[0]
-                if not failed:
-                    result = _wrap_sexp(result)  # preserved from here on
-                _rlib.Rf_unprotect(1)
-            finally:
-                interrupted = _leave()
-            if failed:
-                raise _failure(_SESSION, interrupted,
-                               outer_name=self.name or "<R function>",
-                               drop_outer=self._drop_outer, cell=self._cell,
-                               line=self._line)
-            if interrupted:
-                raise KeyboardInterrupt
+            if kwargs:
+                for key in kwargs:
+                    _check_text(key, "an R argument name")
+            result = _call_r(self._address, args, kwargs or None, self._raw)
+            if result.__class__ is _Outcome:
+                raise self._failed(result)
             if _SESSION.held_stderr is not None:
                 _SESSION.release_stderr()
-            return self._result(result)
+            return result
         except BaseException as error:
             hide_plumbing(error)  # the user sees no polymagic frame, this one included
             raise
+
+    def _failed(self, outcome: _Outcome) -> BaseException:
+        if outcome is _STACK_LEFT_TOO_SMALL:
+            return _stack_exhausted()
+        return _failure(_SESSION, outcome is _R_INTERRUPTED,
+                        outer_name=self.name or "<R function>",
+                        drop_outer=self._drop_outer, cell=self._cell, line=self._line)
 
     def __repr__(self) -> str:
         return f"<R function {self.name or '(anonymous)'}>"
@@ -556,13 +546,6 @@ def _unpickled_function(data, name):
     return TravelledFunction(data, name, _session, _unpickled_function)
 
 
-def _named_arguments(kwargs: dict) -> list:
-    """Keyword arguments as (R argument name, R value) pairs."""
-    for key in kwargs:
-        _check_text(key, "an R argument name")
-    return [(key, _to_r(value)) for key, value in kwargs.items()]
-
-
 class _OwnCall(RFunction):
     """A call polymagic makes itself (a cell's withVisible(expression) or print(value),
     a lookup): its R objects go in and come back unconverted, and an R failure leaves
@@ -570,15 +553,12 @@ class _OwnCall(RFunction):
 
     __slots__ = ("_cell", "_line")
     _drop_outer = True
+    _raw = True
 
     def __init__(self, sexp, cell: str | None = None, line: int | None = None,
                  name: str | None = None):
         super().__init__(sexp, name)
         self._cell, self._line = cell, line
-
-    @staticmethod
-    def _result(sexp):
-        return sexp
 
 
 R = REngine()

@@ -182,6 +182,12 @@ def shim() -> ctypes.CDLL:
     return _state["shim"]
 
 
+def hook_address(name: str) -> int:
+    """The address of one of the runtime shim's C functions (pm_sigint_enter ...), for
+    the marshal shim to call directly."""
+    return ctypes.cast(getattr(shim(), name), ctypes.c_void_p).value
+
+
 def _build_shim() -> Path:
     from ... import build, toolchain
     from ...marshal.r_shim import r_include_flags, r_link_flags

@@ -1,0 +1,219 @@
+/* Python -> R calls in C, without rpy2's per-call Python work.
+ *
+ * call(closure, args, kwargs, raw) converts the arguments (Python scalars and None
+ * here; anything else through marshal's to_r), enters R through the runtime shim's
+ * hooks (R's Ctrl-C handler, the C stack guard), builds the call and evaluates it in
+ * R's global environment inside R_ToplevelExec (what R_tryEval does), leaves, and
+ * converts the result (plain length-1 vectors here; anything else through marshal).
+ * What Python must handle comes back as one of the outcome objects given at set-up:
+ * the C stack is nearly used up (nothing entered), or R failed (interrupted or not).
+ *
+ * The longjmp rule (r_shim.h) holds: every Python value is read before R is entered,
+ * and only C runs inside the R context.
+ */
+#include "r_shim.h"
+
+#define PM_STACK_EXHAUSTED 2   /* the runtime shim's enter answer (signals.c) */
+#define PM_SMALL_CALL 8
+
+typedef int (*pm_runtime_hook)(void);
+static pm_runtime_hook pm_enter_r = NULL, pm_leave_r = NULL;
+static PyObject *pm_argument_to_r = NULL;    /* value -> (address, keepalive) */
+static PyObject *pm_result_to_python = NULL; /* preserved address -> value (releases) */
+static PyObject *pm_result_raw = NULL;       /* preserved address -> rpy2 proxy (adopts) */
+static PyObject *pm_outcome_stack = NULL, *pm_outcome_failed = NULL,
+                *pm_outcome_interrupted = NULL;
+
+typedef struct {
+    pm_scalar_value scalar;    /* used when sexp is NULL */
+    SEXP sexp;
+    const char *name;          /* UTF-8 argument name, or NULL */
+} pm_argument;
+
+typedef struct {
+    SEXP closure;
+    Py_ssize_t count;
+    pm_argument *arguments;
+    SEXP result;
+} pm_call_request;
+
+/* One argument read from Python; -1 with an exception set. `keep` receives what must
+ * stay alive until the call returns (or NULL). */
+static int pm_read_argument(PyObject *value, pm_argument *out, PyObject **keep)
+{
+    PyTypeObject *type = Py_TYPE(value);
+    *keep = NULL;
+    out->sexp = NULL;
+    /* exact types only, as marshal's to_r: subclasses go through its registry */
+    if (type == &PyFloat_Type || type == &PyLong_Type || type == &PyBool_Type ||
+        type == &PyUnicode_Type || type == &PyComplex_Type)
+        return pm_read_scalar(value, &out->scalar) < 0 ? -1 : 0;
+    if (value == Py_None) {
+        out->sexp = R_NilValue;
+        return 0;
+    }
+    PyObject *pair = PyObject_CallOneArg(pm_argument_to_r, value);
+    if (pair == NULL)
+        return -1;
+    out->sexp = (SEXP) PyLong_AsVoidPtr(PyTuple_GET_ITEM(pair, 0));
+    *keep = pair;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static void pm_call_body(void *data)
+{
+    pm_call_request *request = (pm_call_request *) data;
+    SEXP call = PROTECT(Rf_allocList((int) request->count + 1));
+    SET_TYPEOF(call, LANGSXP);
+    SETCAR(call, request->closure);
+    SEXP cell = CDR(call);
+    for (Py_ssize_t i = 0; i < request->count; i++, cell = CDR(cell)) {
+        pm_argument *argument = &request->arguments[i];
+        SETCAR(cell, argument->sexp ? argument->sexp : pm_new_scalar(&argument->scalar));
+        if (argument->name != NULL)
+            SET_TAG(cell, Rf_install(argument->name));
+    }
+    SEXP value = Rf_eval(call, R_GlobalEnv);
+    R_PreserveObject(value);
+    UNPROTECT(1);
+    request->result = value;
+}
+
+/* The value of a plain attribute-free length-1 vector (or NULL), else NULL without an
+ * exception: marshal converts it. */
+static PyObject *pm_simple_result(SEXP x)
+{
+    if (x == R_NilValue)
+        Py_RETURN_NONE;
+    int type = TYPEOF(x);
+    if ((type != REALSXP && type != INTSXP && type != LGLSXP && type != STRSXP &&
+         type != CPLXSXP) || ATTRIB(x) != R_NilValue || !pm_plain(x) || XLENGTH(x) != 1)
+        return NULL;
+    return pm_scalar_to_python(x);
+}
+
+static PyObject *pm_convert_result(SEXP result, int raw)
+{
+    if (!raw) {
+        PyObject *value = pm_simple_result(result);
+        if (value != NULL || PyErr_Occurred()) {
+            R_ReleaseObject(result);
+            return value;
+        }
+    }
+    PyObject *address = PyLong_FromVoidPtr(result);
+    if (address == NULL) {
+        R_ReleaseObject(result);
+        return NULL;
+    }
+    PyObject *value = PyObject_CallOneArg(raw ? pm_result_raw : pm_result_to_python,
+                                          address);
+    Py_DECREF(address);
+    return value;
+}
+
+static PyObject *pm_run_call(pm_call_request *request, int raw)
+{
+    if (pm_enter_r() == PM_STACK_EXHAUSTED)
+        return Py_NewRef(pm_outcome_stack);
+    int done = R_ToplevelExec(pm_call_body, request);
+    int interrupted = pm_leave_r();
+    if (!done)
+        return Py_NewRef(interrupted ? pm_outcome_interrupted : pm_outcome_failed);
+    if (interrupted) {
+        R_ReleaseObject(request->result);
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
+    return pm_convert_result(request->result, raw);
+}
+
+/* call(closure address, args tuple, kwargs dict or None, raw) -> the converted result
+ * (an rpy2 proxy when raw), or an outcome object. */
+static PyObject *py_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void) self;
+    if (nargs != 4 || !PyTuple_Check(args[1]) || pm_enter_r == NULL) {
+        PyErr_SetString(PyExc_TypeError, "call(closure, args, kwargs, raw) after "
+                        "set_call_hooks");
+        return NULL;
+    }
+    pm_argument small[PM_SMALL_CALL];
+    PyObject *small_keep[PM_SMALL_CALL] = {NULL};
+    PyObject *kwargs = args[2] == Py_None ? NULL : args[2];
+    Py_ssize_t positional = PyTuple_GET_SIZE(args[1]);
+    Py_ssize_t count = positional + (kwargs ? PyDict_GET_SIZE(kwargs) : 0);
+    pm_call_request request = {pm_sexp_arg(args[0]), count, small, NULL};
+    PyObject **keep = small_keep;
+    if (PyErr_Occurred())
+        return NULL;
+    if (count > PM_SMALL_CALL) {
+        request.arguments = PyMem_Calloc((size_t) count, sizeof(pm_argument));
+        keep = PyMem_Calloc((size_t) count, sizeof(PyObject *));
+        if (request.arguments == NULL || keep == NULL) {
+            PyMem_Free(request.arguments);
+            PyMem_Free(keep);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *result = NULL;
+    Py_ssize_t read = 0, position = 0;
+    PyObject *key, *value;
+    for (; read < positional; read++) {
+        request.arguments[read].name = NULL;
+        if (pm_read_argument(PyTuple_GET_ITEM(args[1], read), &request.arguments[read],
+                             &keep[read]) < 0)
+            goto done;
+    }
+    while (kwargs && PyDict_Next(kwargs, &position, &key, &value)) {
+        /* the engine checked the names: str, UTF-8, no NUL */
+        request.arguments[read].name = PyUnicode_AsUTF8(key);
+        if (request.arguments[read].name == NULL ||
+            pm_read_argument(value, &request.arguments[read], &keep[read]) < 0)
+            goto done;
+        read++;
+    }
+    result = pm_run_call(&request, args[3] == Py_True);
+done:
+    for (Py_ssize_t i = 0; i < count; i++)
+        Py_XDECREF(keep[i]);
+    if (request.arguments != small) {
+        PyMem_Free(request.arguments);
+        PyMem_Free(keep);
+    }
+    return result;
+}
+
+/* set_call_hooks(enter, leave, argument_to_r, result_to_python, result_raw,
+ *                stack_exhausted, failed, interrupted): the runtime shim's enter/leave
+ * functions (addresses), marshal's converters, and the outcome objects. */
+static PyObject *py_set_call_hooks(PyObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs)
+{
+    (void) self;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "set_call_hooks takes 8 arguments");
+        return NULL;
+    }
+    void *enter = PyLong_AsVoidPtr(args[0]), *leave = PyLong_AsVoidPtr(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    pm_enter_r = (pm_runtime_hook) enter;
+    pm_leave_r = (pm_runtime_hook) leave;
+    Py_XSETREF(pm_argument_to_r, Py_NewRef(args[2]));
+    Py_XSETREF(pm_result_to_python, Py_NewRef(args[3]));
+    Py_XSETREF(pm_result_raw, Py_NewRef(args[4]));
+    Py_XSETREF(pm_outcome_stack, Py_NewRef(args[5]));
+    Py_XSETREF(pm_outcome_failed, Py_NewRef(args[6]));
+    Py_XSETREF(pm_outcome_interrupted, Py_NewRef(args[7]));
+    Py_RETURN_NONE;
+}
+
+PyMethodDef pm_call_methods[] = {
+    {"call", (PyCFunction) (void (*)(void)) py_call, METH_FASTCALL,
+     "call(closure, args, kwargs, raw) -> result, or an outcome object"},
+    {"set_call_hooks", (PyCFunction) (void (*)(void)) py_set_call_hooks, METH_FASTCALL,
+     "set_call_hooks(enter, leave, argument_to_r, result_to_python, result_raw, "
+     "stack_exhausted, failed, interrupted)"},
+    {NULL, NULL, 0, NULL}
+};
