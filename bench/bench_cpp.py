@@ -3,7 +3,9 @@
   compile   first compile of small cells with %%cpp (a new cell each time), cached
             re-run in the same process and in a new process
   call      per-call time of a trivial `int add(int, int)` from %%cpp vs the same
-            function through raw cffi in API mode and in ABI mode (built here by hand)
+            function through raw cffi in API mode and in ABI mode (built here by hand);
+            and of a wrapped call, `double total(std::span<const double>)` on a
+            4-element array, vs raw cffi API mode with ffi.from_buffer by hand
   callback  C++ -> Python per callback: %%cpp function pointer and std::function (both
             called through the C API by the module's glue) vs raw ffi.callback
   dot       dot product over 1e7 doubles: %%cpp vs the same C code compiled and
@@ -73,18 +75,25 @@ double apply_n(double (*f)(double), long n) {
     for (long i = 0; i < n; ++i) s += f(i);
     return s;
 }
+double total(const double* xs, long n) {
+    double s = 0;
+    for (long i = 0; i < n; ++i) s += xs[i];
+    return s;
+}
 """
 RAW_CDEF = """
 int add(int a, int b);
 double dot(const double* a, const double* b, long n);
 double apply_n(double (*f)(double), long n);
+double total(const double* xs, long n);
 """
 
 
 def per_call(statement: str, namespace: dict, number: int = 200_000) -> float:
-    """Seconds per execution of `statement`: best of 7 rounds."""
-    return min(timeit.repeat(statement, globals=namespace, number=number, repeat=7)) \
-        / number
+    """Seconds per execution of `statement`: best of 7 rounds, in this thread's CPU
+    time (the machines are shared: wall time also counts other processes' turns)."""
+    return min(timeit.repeat(statement, timer=time.thread_time, globals=namespace,
+                             number=number, repeat=7)) / number
 
 
 def shell():
@@ -149,12 +158,26 @@ def raw_cffi(tmp: Path):
     return module, abi, abi.dlopen(str(so)), library
 
 
+SPAN_CELL = ("#include <span>\n"
+             "double total(std::span<const double> xs) {\n"
+             "    double s = 0;\n    for (double x : xs) s += x;\n    return s;\n}\n")
+
+
 def bench_calls(ip, raw_api, abi_lib) -> dict:
     ip.run_cell_magic("cpp", "", CELLS["scalar"])
     namespace = {"pm_add": ip.user_ns["add"], "api_add": raw_api.lib.add,
                  "abi_add": abi_lib.add, "empty": lambda a, b: None}
-    return {label: per_call(f"{label}(1, 2)", namespace) * 1e9
+    rows = {label: per_call(f"{label}(1, 2)", namespace) * 1e9
             for label in ("pm_add", "api_add", "abi_add", "empty")}
+    ip.run_cell_magic("cpp", "--std c++20", SPAN_CELL)
+    namespace = {"pm_total": ip.user_ns["total"], "raw_total": raw_api.lib.total,
+                 "ffi": raw_api.ffi, "x": np.arange(4.0)}
+    if namespace["pm_total"](namespace["x"]) != 6.0:
+        raise SystemExit("the span cell computed a wrong sum")
+    rows["pm_span"] = per_call("pm_total(x)", namespace) * 1e9
+    rows["api_span"] = per_call("raw_total(ffi.from_buffer('double[]', x), 4)",
+                                namespace) * 1e9
+    return rows
 
 
 STD_FUNCTION_CELL = ("#include <functional>\n"
@@ -222,6 +245,9 @@ def report(results: dict) -> dict:
           f"{call['api_add']:.0f} ns (x{call['pm_add'] / call['api_add']:.2f}), raw cffi "
           f"ABI {call['abi_add']:.0f} ns (x{call['pm_add'] / call['abi_add']:.2f}), "
           f"empty Python function {call['empty']:.0f} ns")
+    print(f"call total(span of 4 doubles): %%cpp {call['pm_span']:.0f} ns, raw cffi API "
+          f"with from_buffer {call['api_span']:.0f} ns "
+          f"(x{call['pm_span'] / call['api_span']:.2f})")
     callback = results["callback"]
     print(f"callback C++ -> Python: %%cpp {callback['pm_ns']:.0f} ns (std::function "
           f"{callback['pm_std_function_ns']:.0f} ns), raw ffi.callback "

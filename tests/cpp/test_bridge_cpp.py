@@ -84,6 +84,9 @@ int check_positive(int x) { if (x < 0) throw std::invalid_argument("negative inp
 int element(int i) { std::vector<int> v{1, 2, 3}; return v.at(i); }
 void fail_runtime() { throw std::runtime_error("runtime trouble"); }
 void fail_logic() { throw std::logic_error("logic trouble"); }
+void fail_overflow() { throw std::overflow_error("too big"); }
+struct bad_choice : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+void fail_own() { throw bad_choice("no such choice"); }
 void fail_int() { throw 42; }
 
 static int helper_static(int x) { return 2 * x; }
@@ -303,22 +306,42 @@ def test_python_error_in_callback_unwinds_cpp(cell):
     assert cell.guarded(lambda x: x) == 1.0
 
 
-def test_cpp_exceptions_map_to_python(cell):
-    """invalid_argument, out_of_range, runtime_error, logic_error and `throw 42` map."""
-    with pytest.raises(ValueError, match="negative input") as info:
-        cell.check_positive(-1)
-    assert isinstance(info.value, CppError) and info.value.line == CELL.splitlines().index(
-        "int check_positive(int x) { if (x < 0) throw std::invalid_argument(\"negative "
-        "input\"); return x; }") + 1
-    with pytest.raises(IndexError):
-        cell.element(10)
-    with pytest.raises(RuntimeError, match="runtime trouble"):
-        cell.fail_runtime()
-    with pytest.raises(RuntimeError, match="std::logic_error: logic trouble"):
-        cell.fail_logic()
-    with pytest.raises(CppError, match="not a std::exception") as info:
-        cell.fail_int()
-    assert not isinstance(info.value, RuntimeError)
+EXCEPTIONS = {
+    "std::invalid_argument": ("check_positive", (-1,), "CppValueError", "negative input"),
+    "a subclass of invalid_argument": ("fail_own", (), "CppValueError", "no such choice"),
+    "std::out_of_range": ("element", (10,), "CppIndexError", "vector::_M_range_check"),
+    "std::runtime_error": ("fail_runtime", (), "CppRuntimeError", "runtime trouble"),
+    "std::overflow_error (a runtime_error)": ("fail_overflow", (), "CppRuntimeError",
+                                              "too big"),
+    "std::logic_error (any other std::exception)": ("fail_logic", (), "CppStdException",
+                                                    "logic trouble"),
+    "throw 42 (not a std::exception)": ("fail_int", (), "CppError", None),
+}
+CPP_TYPES = {"check_positive": "std::invalid_argument", "fail_own": "bad_choice",
+             "element": "std::out_of_range", "fail_runtime": "std::runtime_error",
+             "fail_overflow": "std::overflow_error", "fail_logic": "std::logic_error",
+             "fail_int": "int"}
+
+
+@pytest.mark.parametrize("case", EXCEPTIONS)
+def test_cpp_exceptions_map_to_python(cell, case):
+    """Each C++ exception arrives as exactly its mapped class (the most derived
+    standard base decides: std::overflow_error is a CppRuntimeError), with its C++
+    type in `cpp_type`, what() in `what` and the function's cell line."""
+    import polymagic.errors as errors
+    function, args, class_name, what = EXCEPTIONS[case]
+    with pytest.raises(CppError) as info:
+        getattr(cell, function)(*args)
+    error = info.value
+    assert type(error) is getattr(errors, class_name)
+    assert error.cpp_type == CPP_TYPES[function]
+    if what is None:
+        assert error.what is None and "not a std::exception" in str(error)
+    else:
+        assert error.what.startswith(what) and what in str(error)
+    definition = next(number for number, line in enumerate(CELL.splitlines(), start=1)
+                      if f" {function}(" in line and "{" in line)
+    assert error.line == definition
     assert cell.check_positive(3) == 3
 
 

@@ -224,6 +224,50 @@ def test_python_error_at_the_bottom_arrives_as_itself(cell, space):
     assert "pm_python_chain_py" not in text  # polymagic's thunks are left out
 
 
+def _layers(error: BaseException) -> list[str]:
+    """The traceback's frames in call order, as 'C++ f' for a cell's function and
+    'Python f' for code in this test module (polymagic's own frames are left out)."""
+    layers = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename.startswith("<C++ cell"):
+            layers.append(f"C++ {frame.name}")
+        elif frame.filename == __file__:
+            layers.append(f"Python {frame.name}")
+    return layers
+
+
+def test_mixed_traceback_lists_cpp_and_python_frames_in_call_order(cell, space):
+    """Python -> C++ -> Python -> C++ -> Python -> C++ -> Python (raises): every C++ frame
+    sits between the Python frame that called it and the Python function it called."""
+    def chain_py(n):
+        if n == 0:
+            raise LookupError("deep down")
+        cell.chain_cpp(n - 1)
+    space["chain_py"] = chain_py
+    with pytest.raises(LookupError) as info:
+        cell.chain_cpp(2)
+    assert _layers(info.value) == [
+        "Python test_mixed_traceback_lists_cpp_and_python_frames_in_call_order",
+        "C++ chain_cpp", "Python chain_py", "C++ chain_cpp", "Python chain_py",
+        "C++ chain_cpp", "Python chain_py"]
+
+
+def test_cpp_throw_under_python_lists_frames_in_call_order(cell, space):
+    """A C++ throw at the bottom of Python -> C++ -> Python -> C++: the frames read top()
+    -> thrower -> back_py -> thrower, the throwing C++ function last."""
+    def back_py(n):
+        return cell.thrower(n)
+    space["back_py"] = back_py
+
+    def top(n):
+        return cell.thrower(n)
+    with pytest.raises(ValueError) as info:
+        top(1)
+    assert _layers(info.value) == [
+        "Python test_cpp_throw_under_python_lists_frames_in_call_order", "Python top",
+        "C++ thrower", "Python back_py", "C++ thrower"]
+
+
 def test_cpp_throw_at_the_bottom_arrives_mapped(cell, space):
     """A C++ throw under Python -> C++ -> Python -> C++ arrives as CppValueError."""
     space["back_py"] = lambda n: cell.thrower(n)

@@ -17,6 +17,8 @@ live in native/ (cell_prelude.hpp, function_owner.hpp, glue_cdef.h, glue_preambl
 """
 from __future__ import annotations
 
+import sys
+
 from . import capi, sources
 from .types import StdFunction, Void, kind_of
 
@@ -185,8 +187,24 @@ def glue_preamble(plan: dict, module_name: str) -> str:
 
 def emit_glue(plan: dict, module_name: str, path) -> None:
     """Write cffi's API-mode C glue for the module to `path`."""
-    import cffi
-    ffi = cffi.FFI()
+    ffi = _new_ffi()
     ffi.cdef(cdef(plan))
     ffi.set_source(module_name, glue_preamble(plan, module_name), compiler_verbose=False)
     ffi.emit_c_code(str(path))
+
+
+def _new_ffi():
+    """A cffi.FFI whose C parser is loaded. A Ctrl-C while cffi and pycparser are first
+    imported would leave them half-made in sys.modules, and every later build would
+    fail: then they are dropped, so that the next build imports them afresh."""
+    before = set(sys.modules)
+    try:
+        import cffi
+        ffi = cffi.FFI()
+        ffi.cdef("int pm_parser_loaded(void);")  # imports the whole parser now
+    except BaseException:
+        for name in set(sys.modules) - before:
+            if name.partition(".")[0] in ("cffi", "pycparser"):
+                del sys.modules[name]
+        raise
+    return cffi.FFI()
