@@ -291,27 +291,23 @@ def _callable_to_r(function):
     """An R function that calls `function` (arguments and result converted)."""
     shim = r_shim.shim()
     if not _state["dispatcher"]:
-        shim.set_dispatcher(_run_callback)
+        begin, end = r_shim.engine["python_section"]()
+        shim.set_callback_hooks(_callback_argument, _argument_to_r, _callback_failed,
+                                begin, end)
         _state["dispatcher"] = True
     return r_shim.adopt(shim.make_function(function), _classes()["closure"])
 
 
-def _run_callback(function, addresses, names):
-    """Called by R (through the shim): (result address, keepalive) or an error string."""
-    try:
-        args, kwargs = [], {}
-        for address, name in zip(addresses, names):
-            value = _from_address(address, None, True)
-            if name is None:
-                args.append(value)
-            else:
-                kwargs[name] = value
-        with r_shim.engine["python_section"]():  # Ctrl-C in a long Python callback stops it
-            result = to_r(function(*args, **kwargs))
-        return (r_shim.address_of(result), result)
-    except BaseException as error:  # every exception must reach R as an R error
-        _state["pending_error"] = error
-        return f"Python exception {type(error).__name__}: {error}"
+def _callback_argument(address):
+    """An argument of a call from R the shim does not convert itself."""
+    return _from_address(address, None, True)
+
+
+def _callback_failed(error):
+    """A Python callback called from R raised `error` (any exception must reach R as
+    an R error): R's error text; the engine re-raises this very object."""
+    _state["pending_error"] = error
+    return f"Python exception {type(error).__name__}: {error}"
 
 
 # ---- calls into R ---------------------------------------------------------------------

@@ -32,7 +32,8 @@ KIND_REAL, KIND_INTEGER, KIND_COMPLEX = 0, 1, 2
 _state: dict = {"shim": None}
 
 # What the R engine hands marshal, so that marshal imports no bridge: how to start R,
-# R's lock, the section for Python code R calls back into, the class of R functions
+# R's lock, the section for Python code R calls back into (a function giving the
+# addresses of the C functions that begin and end it), the class of R functions
 # seen from Python, and what to do after R unwound inside the shim (R printed an error
 # that reaches the user as a ConversionError). Set once by polymagic.bridges.r.
 engine: dict = {}

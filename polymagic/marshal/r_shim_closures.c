@@ -2,18 +2,25 @@
  *
  * A Python callable becomes the R closure `function(...) .External(<pm_call_python>,
  * <ptr>, ...)`, where <ptr> is an external pointer holding a strong reference to the
- * callable (dropped by its finalizer). The closure hands the argument addresses and
- * names to the dispatcher (marshal.r._run_callback), which converts them, calls, and
- * returns (result address, keepalive), or an error string for any Python exception.
- * That string becomes an R error here, after the GIL and every Python reference have
- * been released: R's error longjmp must not cross Python.
+ * callable (dropped by its finalizer). The closure's arguments are converted here
+ * (plain scalars) or by marshal, the callable is called, and its result is read here
+ * (float/int/bool/complex, None) or converted by marshal. Any Python exception becomes
+ * an R error here, after the GIL and every Python reference have been released: R's
+ * error longjmp must not cross Python (marshal keeps the exception to re-raise it).
  */
 #include "r_shim.h"
 
 #include <R_ext/Rdynload.h>
 #include <string.h>
 
-static PyObject *pm_dispatcher = NULL;   /* Python function that runs a callback */
+/* Set by set_callback_hooks: marshal's converters for what the C paths here do not
+ * convert, what turns a Python exception into R's error text, and the runtime shim's
+ * functions that give Python its SIGINT handler while the callable runs. */
+static PyObject *pm_value_from_r = NULL;  /* address -> Python value */
+static PyObject *pm_value_to_r = NULL;    /* value -> (address, keepalive) */
+static PyObject *pm_callback_failed = NULL;  /* exception -> error text (str) */
+typedef int (*pm_runtime_hook)(void);
+static pm_runtime_hook pm_python_section_begin = NULL, pm_python_section_end = NULL;
 static char pm_error_message[8192];
 
 static void pm_release_callable(SEXP handle)
@@ -29,50 +36,124 @@ static void pm_release_callable(SEXP handle)
     }
 }
 
-/* The Python side of a call: (args, names) -> result address, or NULL with the error
- * text in pm_error_message. Runs under the GIL and calls nothing in R that can fail. */
-static SEXP pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **names,
-                        PROTECT_INDEX result_slot)
+/* One argument from R as a Python value: plain attribute-free scalars here, anything
+ * else through marshal. */
+static PyObject *pm_argument_from_r(SEXP x)
 {
-    SEXP out = NULL;
-    PyObject *addresses = PyTuple_New(n);
-    PyObject *keywords = PyTuple_New(n);
-    PyObject *result = NULL;
-    if (addresses != NULL && keywords != NULL) {
-        R_xlen_t i = 0;
-        int failed = 0;
-        for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), i++) {
-            PyObject *address = PyLong_FromVoidPtr(CAR(cell));
-            PyObject *name = names[i] == NULL ? Py_NewRef(Py_None)
-                                              : PyUnicode_FromString(names[i]);
-            failed |= address == NULL || name == NULL;
-            PyTuple_SET_ITEM(addresses, i, address);
-            PyTuple_SET_ITEM(keywords, i, name);
+    int type = TYPEOF(x);
+    if (x == R_NilValue)
+        Py_RETURN_NONE;
+    if ((type == REALSXP || type == INTSXP || type == LGLSXP || type == CPLXSXP) &&
+        ATTRIB(x) == R_NilValue && pm_plain(x) && XLENGTH(x) == 1)
+        return pm_scalar_to_python(x);
+    PyObject *address = PyLong_FromVoidPtr(x);
+    if (address == NULL)
+        return NULL;
+    PyObject *value = PyObject_CallOneArg(pm_value_from_r, address);
+    Py_DECREF(address);
+    return value;
+}
+
+/* The callable's arguments: positional ones in order, named ones as keywords. */
+static int pm_callback_arguments(SEXP args, R_xlen_t n, const char **names,
+                                 PyObject **positional, PyObject **keywords)
+{
+    R_xlen_t unnamed = 0, i = 0;
+    for (i = 0; i < n; i++)
+        unnamed += names[i] == NULL;
+    *positional = PyTuple_New(unnamed);
+    *keywords = unnamed == n ? NULL : PyDict_New();
+    if (*positional == NULL || (unnamed != n && *keywords == NULL))
+        return -1;
+    R_xlen_t slot = 0;
+    i = 0;
+    for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), i++) {
+        PyObject *value = pm_argument_from_r(CAR(cell));
+        if (value == NULL)
+            return -1;
+        if (names[i] == NULL)
+            PyTuple_SET_ITEM(*positional, slot++, value);
+        else {
+            int failed = PyDict_SetItemString(*keywords, names[i], value);
+            Py_DECREF(value);
+            if (failed < 0)
+                return -1;
         }
-        if (!failed)
-            result = PyObject_CallFunctionObjArgs(pm_dispatcher, callable, addresses,
-                                                  keywords, NULL);
     }
-    Py_XDECREF(addresses);
+    return 0;
+}
+
+/* The callable's result for R: exact float/int/bool/complex read into `scalar` (built
+ * in R once the GIL is released), None as NULL, anything else converted by marshal
+ * and protected in `result_slot`. 0, or -1 with an exception set. */
+static int pm_callback_result(PyObject *result, pm_scalar_value *scalar, int *is_scalar,
+                              SEXP *out, PROTECT_INDEX result_slot)
+{
+    PyTypeObject *type = Py_TYPE(result);
+    if (type == &PyFloat_Type || type == &PyLong_Type || type == &PyBool_Type ||
+        type == &PyComplex_Type) {
+        *is_scalar = 1;
+        return pm_read_scalar(result, scalar) < 0 ? -1 : 0;
+    }
+    if (result == Py_None) {
+        *out = R_NilValue;
+        return 0;
+    }
+    PyObject *pair = PyObject_CallOneArg(pm_value_to_r, result);
+    if (pair == NULL)
+        return -1;
+    /* protected before Python lets go of the keepalive; REPROTECT fills a slot
+     * reserved beforehand, so it cannot fail here */
+    *out = (SEXP) PyLong_AsVoidPtr(PyTuple_GET_ITEM(pair, 0));
+    REPROTECT(*out, result_slot);
+    Py_DECREF(pair);
+    return 0;
+}
+
+/* The exception now set as R's error text in pm_error_message (marshal keeps the
+ * exception object to re-raise it when the R call fails). */
+static void pm_note_failure(void)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    PyObject *text = value == NULL ? NULL : PyObject_CallOneArg(pm_callback_failed, value);
+    const char *utf8 = text != NULL && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    snprintf(pm_error_message, sizeof pm_error_message, "%s",
+             utf8 ? utf8 : "polymagic could not call the Python function");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+/* The Python side of a call, under the GIL, calling nothing in R that can fail:
+ * 1 with the result in *out or *scalar, 0 with the error text in pm_error_message. */
+static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **names,
+                       PROTECT_INDEX result_slot, SEXP *out, pm_scalar_value *scalar,
+                       int *is_scalar)
+{
+    PyObject *positional = NULL, *keywords = NULL, *result = NULL;
+    int ok = 0;
+    if (pm_callback_arguments(args, n, names, &positional, &keywords) == 0) {
+        /* Ctrl-C in a long Python callback raises KeyboardInterrupt there */
+        if (pm_python_section_begin != NULL)
+            pm_python_section_begin();
+        result = PyObject_Call(callable, positional, keywords);
+        ok = result != NULL &&
+             pm_callback_result(result, scalar, is_scalar, out, result_slot) == 0;
+        if (pm_python_section_end != NULL)
+            pm_python_section_end();
+    }
+    if (!ok)
+        pm_note_failure();
+    Py_XDECREF(positional);
     Py_XDECREF(keywords);
-    if (result == NULL) {
-        /* The dispatcher itself failed (it normally turns errors into strings). */
-        PyErr_Clear();
-        snprintf(pm_error_message, sizeof pm_error_message,
-                 "polymagic could not call the Python function");
-    } else if (PyUnicode_Check(result)) {
-        const char *text = PyUnicode_AsUTF8(result);
-        snprintf(pm_error_message, sizeof pm_error_message, "%s",
-                 text ? text : "Python exception");
-        PyErr_Clear();
-    } else {
-        /* (address, keepalive): protected before Python lets go of the keepalive.
-         * REPROTECT fills a slot reserved beforehand, so it cannot fail here. */
-        out = (SEXP) PyLong_AsVoidPtr(PyTuple_GET_ITEM(result, 0));
-        REPROTECT(out, result_slot);
-    }
     Py_XDECREF(result);
-    return out;
+    return ok;
 }
 
 static SEXP pm_call_python(SEXP args)
@@ -83,8 +164,8 @@ static SEXP pm_call_python(SEXP args)
     PyObject *callable = (PyObject *) R_ExternalPtrAddr(handle);
     if (callable == NULL)
         Rf_error("this Python function was released");
-    if (pm_dispatcher == NULL)
-        Rf_error("polymagic's callback dispatcher is not set");
+    if (pm_value_from_r == NULL)
+        Rf_error("polymagic's callback hooks are not set");
     /* Everything R might fail at is done before the GIL is taken. */
     R_xlen_t n = Rf_xlength(args);
     const char **names = (const char **) R_alloc((size_t) n + 1, sizeof(char *));
@@ -94,19 +175,39 @@ static SEXP pm_call_python(SEXP args)
                                            : Rf_translateCharUTF8(PRINTNAME(TAG(cell)));
     PROTECT_INDEX result_slot;
     PROTECT_WITH_INDEX(R_NilValue, &result_slot);
+    SEXP out = R_NilValue;
+    pm_scalar_value scalar;
+    int is_scalar = 0;
     PyGILState_STATE gil = PyGILState_Ensure();
-    SEXP out = pm_dispatch(callable, args, n, names, result_slot);
+    int ok = pm_dispatch(callable, args, n, names, result_slot, &out, &scalar, &is_scalar);
     PyGILState_Release(gil);
-    if (out == NULL)
+    if (!ok)
         Rf_error("%s", pm_error_message);
+    if (is_scalar)
+        out = pm_new_scalar(&scalar);      /* no Python reference is held now */
     UNPROTECT(1);
     return out;
 }
 
-static PyObject *py_set_dispatcher(PyObject *self, PyObject *arg)
+/* set_callback_hooks(value_from_r, value_to_r, callback_failed, section_begin,
+ * section_end): marshal's converters and error noter, and the addresses of the runtime
+ * shim's functions that give Python its SIGINT handler during a callback (0: none). */
+static PyObject *py_set_callback_hooks(PyObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs)
 {
     (void) self;
-    Py_XSETREF(pm_dispatcher, Py_NewRef(arg));
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "set_callback_hooks takes 5 arguments");
+        return NULL;
+    }
+    void *begin = PyLong_AsVoidPtr(args[3]), *end = PyLong_AsVoidPtr(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_XSETREF(pm_value_from_r, Py_NewRef(args[0]));
+    Py_XSETREF(pm_value_to_r, Py_NewRef(args[1]));
+    Py_XSETREF(pm_callback_failed, Py_NewRef(args[2]));
+    pm_python_section_begin = (pm_runtime_hook) begin;
+    pm_python_section_end = (pm_runtime_hook) end;
     Py_RETURN_NONE;
 }
 
@@ -171,7 +272,9 @@ static PyObject *py_python_callable(PyObject *self, PyObject *arg)
 }
 
 PyMethodDef pm_closure_methods[] = {
-    {"set_dispatcher", py_set_dispatcher, METH_O, "Set the Python callback runner."},
+    {"set_callback_hooks", (PyCFunction) (void (*)(void)) py_set_callback_hooks,
+     METH_FASTCALL, "set_callback_hooks(value_from_r, value_to_r, callback_failed, "
+     "section_begin, section_end)"},
     {"make_function", py_make_function, METH_O,
      "make_function(callable) -> preserved address of an R closure calling it."},
     {"python_callable", py_python_callable, METH_O,

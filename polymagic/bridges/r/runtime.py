@@ -243,16 +243,8 @@ class ctrl_c_deferred:
             self.previous(signal.SIGINT, self.received[0])  # Python's raises KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def python_section():
-    """Python's SIGINT handler for Python code that R calls back into (Ctrl-C there
-    raises KeyboardInterrupt in Python); R's comes back when the callback returns."""
-    library = _state["shim"]
-    if library is None:
-        yield
-        return
-    library.pm_sigint_pause()
-    try:
-        yield
-    finally:
-        library.pm_sigint_resume()
+def python_section() -> tuple[int, int]:
+    """The addresses of the runtime shim's functions that give Python code R calls back
+    into Python's SIGINT handler (Ctrl-C there raises KeyboardInterrupt in Python) and
+    R's back when the callback returns (pm_sigint_pause, pm_sigint_resume)."""
+    return hook_address("pm_sigint_pause"), hook_address("pm_sigint_resume")
