@@ -51,7 +51,7 @@ CONDITIONS = {"julia", "no julia"}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CELL_FRAME = re.compile(r"Cell In\[\d+\], line (\d+)(?:, in ([^(]+))?")
 FILE_FRAME = re.compile(r"File (.+?):(\d+), in ([^(]+)")
-FOREIGN_CELL = re.compile(r"<(.+?) cell\b[^>]*>")
+FOREIGN_CELL = re.compile(r"<(.+?) (cell|code)\b[^>]*>")  # <R code k>: pm.R code
 
 
 @dataclass
@@ -111,7 +111,7 @@ def frames(error) -> list[str]:
         elif match := FILE_FRAME.match(header):
             filename, line, function = match.groups()
             if FOREIGN_CELL.fullmatch(filename):
-                filename = FOREIGN_CELL.sub(r"<\1 cell>", filename)
+                filename = FOREIGN_CELL.sub(r"<\1 \2>", filename)
             elif Path(filename).resolve().is_relative_to(PACKAGE):
                 filename = "polymagic/" + Path(filename).resolve().relative_to(PACKAGE).as_posix()
             else:
