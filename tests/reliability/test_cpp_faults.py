@@ -442,3 +442,48 @@ def test_unreadable_plan_is_rebuilt_with_a_warning(cache, cell_file):
         assert "DamagedCacheEntry" in result.stderr and "plan.json is unusable" in \
             result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
+
+
+KERNEL_CELL = r"""%%cpp
+#include <polymagic.hpp>
+long checked_loop() {
+    volatile long x = 0;
+    for (long i = 0; ; ++i) { if (i % 4096 == 0) pm::check_interrupt(); x = x + 1; }
+}
+long unchecked_loop() { volatile long x = 0; for (;;) x = x + 1; }
+int ok(int x) { return x + 1; }
+"""
+
+
+def test_interrupt_button_stops_cpp_in_a_jupyter_kernel(tmp_path):
+    """In a real Jupyter kernel (which puts Python's SIGINT handler back before every
+    cell), the Interrupt button stops a checking loop at once and a loop that never
+    checks at the second press; the kernel answers the next cell each time."""
+    from jupyter_client.manager import start_new_kernel
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path),
+               POLYMAGIC_PROGRESS_DELAY="1000")
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+
+    def execute(code: str, presses: int = 0) -> dict:
+        msg_id = client.execute(code)
+        for _ in range(presses):
+            time.sleep(1.0)
+            manager.interrupt_kernel()
+        while True:
+            reply = client.get_shell_msg(timeout=300)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+    try:
+        assert execute("%load_ext polymagic")["status"] == "ok"
+        assert execute(KERNEL_CELL)["status"] == "ok"
+        for _ in range(2):
+            stopped = execute("checked_loop()", presses=1)
+            assert (stopped["status"], stopped["ename"]) == ("error", "KeyboardInterrupt")
+            assert execute("assert ok(1) == 2")["status"] == "ok"
+        forced = execute("unchecked_loop()", presses=2)
+        assert (forced["status"], forced["ename"]) == ("error", "KeyboardInterrupt")
+        assert "by force at a second Ctrl-C" in forced["evalue"]
+        assert execute("assert ok(2) == 3")["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
