@@ -11,7 +11,9 @@ Python (an identity function), so the time is the round trip Python -> X -> Pyth
                                                                module globals
   R -> C++ (via the hub)    R calling py$cpp_fn               vs rpy2: R calling an
                                                                rternalized cffi function
-and fib(20) split across Python, R, C++ and Cython against fib(20) in pure Python.
+and fib(16) alternating Python and R (polymagic RFunction + py$f vs rpy2 rinterface +
+rternalize, each with the least conversion it needs), and fib(20) split across Python,
+R, C++ and Cython against fib(20) in pure Python.
 
 Usage: python bench/bench_hub.py      Writes bench/results/bench_hub.json.
 """
@@ -124,6 +126,35 @@ def fib_split(namespace):
     return split_seconds, pure_seconds
 
 
+def fib_python_r(namespace):
+    """fib(16) alternating Python and R (1,973 calls, each a language hop): seconds
+    with polymagic, seconds with rpy2's rinterface + rternalize."""
+    import polymagic as pm
+    import rpy2.rinterface as ri
+    fib_r = pm.R.eval("function(n) if (n < 2L) n else py$fib_alt_py(n - 1L) + "
+                      "py$fib_alt_py(n - 2L)")
+
+    def fib_alt_py(n):
+        return n if n < 2 else fib_r(n - 1) + fib_r(n - 2)
+    namespace["fib_alt_py"] = fib_alt_py
+
+    raw_fib_r = ri.evalr("function(n, f) if (n < 2L) n else f(n - 1L) + f(n - 2L)")
+
+    def raw_fib_py(n):
+        n = n[0]
+        if n < 2:
+            return ri.IntSexpVector([n])
+        return ri.IntSexpVector([raw_fib_r(ri.IntSexpVector([n - 1]), raw_callback)[0] +
+                                 raw_fib_r(ri.IntSexpVector([n - 2]), raw_callback)[0]])
+    raw_callback = ri.rternalize(raw_fib_py)  # kept alive for the whole run
+    sixteen = ri.IntSexpVector([16])
+    if fib_alt_py(16) != 987 or raw_fib_py(sixteen)[0] != 987:
+        raise SystemExit("fib(16) alternating Python and R did not give 987")
+    ours = best_time(lambda: fib_alt_py(16), budget=1.0, max_number=50)
+    anchor = best_time(lambda: raw_fib_py(sixteen), budget=1.0, max_number=50)
+    return ours, anchor
+
+
 def main() -> None:
     import polymagic as pm
     namespace = {}
@@ -141,6 +172,13 @@ def main() -> None:
         results["hops"].append({"hop": name, "polymagic_us": ours_s * 1e6,
                                 "anchor": anchor_name, "anchor_us": anchor_s * 1e6,
                                 "ratio": ours_s / anchor_s})
+    ours_s, anchor_s = fib_python_r(namespace)
+    print(f"\nfib(16) alternating Python and R: {ours_s * 1e3:.2f} ms; rpy2 rinterface + "
+          f"rternalize: {anchor_s * 1e3:.2f} ms; ratio {ours_s / anchor_s:.2f}x")
+    results["fib16_python_r"] = {"polymagic_ms": ours_s * 1e3,
+                                 "anchor_ms": anchor_s * 1e3,
+                                 "anchor": "rpy2 rinterface + rternalize",
+                                 "ratio": ours_s / anchor_s}
     split_s, pure_s = fib_split(namespace)
     print(f"\nfib(20) split across Python, R, C++, Cython: {split_s * 1e3:.1f} ms; "
           f"pure Python: {pure_s * 1e3:.2f} ms; ratio {split_s / pure_s:.0f}x "

@@ -23,6 +23,13 @@ typedef int (*pm_runtime_hook)(void);
 static pm_runtime_hook pm_python_section_begin = NULL, pm_python_section_end = NULL;
 static char pm_error_message[8192];
 
+typedef struct {
+    SEXP handle;       /* the external pointer that is to hold the callable */
+    SEXP result;       /* the closure */
+    int preserve;      /* R_PreserveObject the closure */
+} pm_function_request;
+static void pm_make_function_body(void *data);
+
 static void pm_release_callable(SEXP handle)
 {
     PyObject *callable = (PyObject *) R_ExternalPtrAddr(handle);
@@ -43,8 +50,8 @@ static PyObject *pm_argument_from_r(SEXP x)
     int type = TYPEOF(x);
     if (x == R_NilValue)
         Py_RETURN_NONE;
-    if ((type == REALSXP || type == INTSXP || type == LGLSXP || type == CPLXSXP) &&
-        ATTRIB(x) == R_NilValue && pm_plain(x) && XLENGTH(x) == 1)
+    if ((type == REALSXP || type == INTSXP || type == LGLSXP || type == CPLXSXP ||
+         type == STRSXP) && ATTRIB(x) == R_NilValue && pm_plain(x) && XLENGTH(x) == 1)
         return pm_scalar_to_python(x);
     PyObject *address = PyLong_FromVoidPtr(x);
     if (address == NULL)
@@ -83,17 +90,32 @@ static int pm_callback_arguments(SEXP args, R_xlen_t n, const char **names,
     return 0;
 }
 
-/* The callable's result for R: exact float/int/bool/complex read into `scalar` (built
- * in R once the GIL is released), None as NULL, anything else converted by marshal
- * and protected in `result_slot`. 0, or -1 with an exception set. */
-static int pm_callback_result(PyObject *result, pm_scalar_value *scalar, int *is_scalar,
-                              SEXP *out, PROTECT_INDEX result_slot)
+/* What the callable returned, for R once the GIL is released. */
+typedef struct {
+    pm_scalar_value scalar;
+    int is_scalar;           /* exact float/int/bool/complex, read into `scalar` */
+    PyObject *function;      /* a plain Python function (a reference we own) */
+} pm_callback_value;
+
+/* The callable's result for R: exact float/int/bool/complex and plain functions kept
+ * in `value` (built in R once the GIL is released), None as NULL, anything else
+ * converted by marshal and protected in `result_slot`. 0, or -1 with an exception set. */
+static int pm_callback_result(PyObject *result, pm_callback_value *value, SEXP *out,
+                              PROTECT_INDEX result_slot)
 {
     PyTypeObject *type = Py_TYPE(result);
     if (type == &PyFloat_Type || type == &PyLong_Type || type == &PyBool_Type ||
         type == &PyComplex_Type) {
-        *is_scalar = 1;
-        return pm_read_scalar(result, scalar) < 0 ? -1 : 0;
+        value->is_scalar = 1;
+        return pm_read_scalar(result, &value->scalar) < 0 ? -1 : 0;
+    }
+    /* as marshal's to_r: a function that does not pretend to be an R object */
+    if (type == &PyFunction_Type) {
+        int r_object = PyObject_HasAttrString(result, "__sexp__");
+        if (!r_object) {
+            value->function = Py_NewRef(result);
+            return 0;
+        }
     }
     if (result == Py_None) {
         *out = R_NilValue;
@@ -131,10 +153,9 @@ static void pm_note_failure(void)
 }
 
 /* The Python side of a call, under the GIL, calling nothing in R that can fail:
- * 1 with the result in *out or *scalar, 0 with the error text in pm_error_message. */
+ * 1 with the result in *out or *value, 0 with the error text in pm_error_message. */
 static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **names,
-                       PROTECT_INDEX result_slot, SEXP *out, pm_scalar_value *scalar,
-                       int *is_scalar)
+                       PROTECT_INDEX result_slot, SEXP *out, pm_callback_value *value)
 {
     PyObject *positional = NULL, *keywords = NULL, *result = NULL;
     int ok = 0;
@@ -144,7 +165,7 @@ static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **n
             pm_python_section_begin();
         result = PyObject_Call(callable, positional, keywords);
         ok = result != NULL &&
-             pm_callback_result(result, scalar, is_scalar, out, result_slot) == 0;
+             pm_callback_result(result, value, out, result_slot) == 0;
         if (pm_python_section_end != NULL)
             pm_python_section_end();
     }
@@ -154,6 +175,21 @@ static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **n
     Py_XDECREF(keywords);
     Py_XDECREF(result);
     return ok;
+}
+
+/* A new R closure over `function`, whose reference it takes over; R's error (the
+ * reference dropped first) when R cannot make it. */
+static SEXP pm_function_result(PyObject *function)
+{
+    pm_function_request request = {NULL, NULL, 0};
+    if (!R_ToplevelExec(pm_make_function_body, &request)) {
+        PyGILState_STATE gil = PyGILState_Ensure();
+        Py_DECREF(function);
+        PyGILState_Release(gil);
+        Rf_error("R could not make an R function for the Python function returned");
+    }
+    R_SetExternalPtrAddr(request.handle, function);   /* allocates nothing */
+    return request.result;
 }
 
 static SEXP pm_call_python(SEXP args)
@@ -176,15 +212,16 @@ static SEXP pm_call_python(SEXP args)
     PROTECT_INDEX result_slot;
     PROTECT_WITH_INDEX(R_NilValue, &result_slot);
     SEXP out = R_NilValue;
-    pm_scalar_value scalar;
-    int is_scalar = 0;
+    pm_callback_value value = {.is_scalar = 0, .function = NULL};
     PyGILState_STATE gil = PyGILState_Ensure();
-    int ok = pm_dispatch(callable, args, n, names, result_slot, &out, &scalar, &is_scalar);
+    int ok = pm_dispatch(callable, args, n, names, result_slot, &out, &value);
     PyGILState_Release(gil);
     if (!ok)
         Rf_error("%s", pm_error_message);
-    if (is_scalar)
-        out = pm_new_scalar(&scalar);      /* no Python reference is held now */
+    if (value.is_scalar)
+        out = pm_new_scalar(&value.scalar);      /* no Python reference is held now */
+    else if (value.function != NULL)
+        out = pm_function_result(value.function);
     UNPROTECT(1);
     return out;
 }
@@ -211,13 +248,9 @@ static PyObject *py_set_callback_hooks(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
-typedef struct {
-    PyObject *callable;
-    SEXP result;
-} pm_function_request;
-
-/* The closure is complete before the external pointer takes the callable: an R error
- * on the way leaves an empty pointer (its finalizer does nothing) and no reference. */
+/* The closure is complete before the external pointer takes the callable (the caller
+ * hands it over once the body returned): an R error on the way leaves an empty pointer
+ * (its finalizer does nothing) and no reference. */
 static void pm_make_function_body(void *data)
 {
     pm_function_request *request = (pm_function_request *) data;
@@ -233,10 +266,10 @@ static void pm_make_function_body(void *data)
     SET_FORMALS(closure, formals);
     SET_BODY(closure, body);
     SET_CLOENV(closure, R_BaseEnv);
-    R_PreserveObject(closure);
+    if (request->preserve)
+        R_PreserveObject(closure);
     UNPROTECT(5);
-    Py_INCREF(request->callable);
-    R_SetExternalPtrAddr(handle, request->callable);
+    request->handle = handle;
     request->result = closure;
 }
 
@@ -244,10 +277,12 @@ static void pm_make_function_body(void *data)
 static PyObject *py_make_function(PyObject *self, PyObject *callable)
 {
     (void) self;
-    pm_function_request request = {callable, NULL};
+    pm_function_request request = {NULL, NULL, 1};
     if (!pm_guard("make an R function for this Python callable", pm_make_function_body,
                   &request))
         return NULL;
+    Py_INCREF(callable);
+    R_SetExternalPtrAddr(request.handle, callable);
     return PyLong_FromVoidPtr(request.result);
 }
 
