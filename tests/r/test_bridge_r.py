@@ -71,6 +71,54 @@ def test_python_function_called_from_r(R):
     assert R.eval("py_add(40, 2)") == 42
 
 
+CROSSING_VALUES = [0, -7, 2**31 - 1, 2**40, 2.5, True, False, None, "text", "ünï", 3j,
+                   float("inf")]
+
+
+@pytest.mark.parametrize("value", CROSSING_VALUES, ids=repr)
+def test_scalars_cross_an_r_call_and_a_callback_unchanged(R, value):
+    """The calls' own C conversions (r_shim_calls.c, r_shim_closures.c) give what
+    to_r/to_python give: each value goes Python -> R -> Python callback -> R -> Python
+    with its type and value (an int past R's integer range becomes a float)."""
+    R["py_echo"] = lambda x: (x, type(x).__name__)
+    echo = R.eval("function(x) { back <- py_echo(x); list(x, back[[1]], back[[2]]) }")
+    first, second, seen_type = echo(value)
+    expected = float(value) if value == 2**40 else value
+    assert first == expected and type(first) is type(expected)
+    assert second == expected and seen_type == type(expected).__name__
+
+
+def test_r_call_keywords_and_other_types_cross(R):
+    """Keywords become named arguments; lists, arrays and R functions go through the
+    registry; a str that R cannot hold is a ConversionError and R stays usable."""
+    named = R.eval("function(...) names(list(...))")
+    assert named(1, b=2, c=None) == ["", "b", "c"]
+    total = R.eval("function(x, f) f(sum(unlist(x)))")
+    assert total(np.arange(4.0), R.eval("function(v) v * 10")) == 60.0
+    with pytest.raises(pm.ConversionError, match="NUL"):
+        total("a\0b", None)
+    assert total([1, 2], R.eval("identity")) == 3
+
+
+def test_python_function_returned_to_r_is_a_working_r_function(R):
+    """A plain Python function a callback returns is an R function that calls it (the
+    hub's py$f path), and it is released when R lets go of it."""
+    import gc
+    import weakref
+
+    def make():
+        def triple(v):
+            return v * 3
+        held.append(weakref.ref(triple))
+        return triple
+    held = []
+    R["py_make"] = make
+    assert R.eval("py_make()(14)") == 42
+    R.eval("invisible(gc())")
+    gc.collect()
+    assert held[0]() is None
+
+
 def test_r_error_has_message_stack_and_cell_line(R):
     """An R error raises RError with R's message, the R stack and the failing line."""
     code = "inner <- function(x) stop('too big: ', x)\nouter <- function(x) inner(x)\nouter(7)"
