@@ -151,6 +151,28 @@ def test_fault_raises_cpp_fault_and_the_process_lives(cache, cell_file, case):
     assert detail in out and "may be damaged" in out and "restart" in out, out
 
 
+def test_fault_in_a_call_from_a_python_thread_is_raised_there(cache, cell_file):
+    """Calls from Python threads are guarded too (each thread gets its own chain and
+    alternate signal stack on its first call): a segfault and a stack overflow in a
+    worker thread raise CppFault in that thread."""
+    out = survived(run(cache, cell_file, """
+        import threading
+        caught = []
+        def work(call):
+            try:
+                call()
+            except CppFault as error:
+                caught.append((error.function, error.signal))
+        for call in (m.null_read, lambda: m.runaway(0), m.null_read):
+            thread = threading.Thread(target=work, args=(call,))
+            thread.start()
+            thread.join()
+        print("caught:", caught)
+    """))
+    assert ("caught: [('null_read', 'SIGSEGV'), ('runaway', 'SIGSEGV'), "
+            "('null_read', 'SIGSEGV')]") in out, out
+
+
 def test_faults_can_be_turned_off(cache, cell_file):
     """POLYMAGIC_CPP_FAULTS=off: a segfault ends the process, as in plain C++."""
     result = run(cache, cell_file, "m.null_read()", env={"POLYMAGIC_CPP_FAULTS": "off"})
