@@ -467,7 +467,21 @@ class CString(Kind):
         return lambda pointer: string(pointer).decode("utf-8", "surrogateescape")
 
 
-class String(Kind):
+class _HeldBuffer(Kind):
+    """A result C++ owns (a string, a vector): the trampoline moves it into a holder
+    and returns its buffer; Python releases the holder when done with the memory."""
+
+    def trampoline_result(self) -> str:
+        return "pm_buffer"
+
+    def cdef_result(self) -> str:
+        return "pm_buffer"
+
+    def trampoline_return(self, call: str) -> tuple[str, str]:
+        return f"return pm_buffer_of(pm_hold({call}));", "return {};"
+
+
+class String(_HeldBuffer):
     """std::string, const std::string&, std::string_view ("form": value, cref, view)."""
 
     name = "string"
@@ -498,15 +512,6 @@ class String(Kind):
             data = to_bytes(value)
             return data, len(data)
         return convert
-
-    def trampoline_result(self) -> str:
-        return "pm_buffer"
-
-    def cdef_result(self) -> str:
-        return "pm_buffer"
-
-    def trampoline_return(self, call: str) -> tuple[str, str]:
-        return f"return pm_buffer_of(pm_hold({call}));", "return {};"
 
     def result_converter(self, context: Context):
         ffi, release = context.ffi, context.lib.pm_release
@@ -552,7 +557,7 @@ class String(Kind):
                 "void pm_assign_string(void *, const char *, size_t);")
 
 
-class Vector(Kind):
+class Vector(_HeldBuffer):
     """std::vector<T> (results only): exports hand NumPy the vector's own memory."""
 
     name = "vector"
@@ -565,15 +570,6 @@ class Vector(Kind):
 
     def cpp(self) -> str:
         return f"std::vector<{cpp_name(self.tag)}>"
-
-    def trampoline_result(self) -> str:
-        return "pm_buffer"
-
-    def cdef_result(self) -> str:
-        return "pm_buffer"
-
-    def trampoline_return(self, call: str) -> tuple[str, str]:
-        return f"return pm_buffer_of(pm_hold({call}));", "return {};"
 
     def result_converter(self, context: Context):
         """A NumPy array over the vector's own memory; freed when the array is."""
