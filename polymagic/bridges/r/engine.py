@@ -13,7 +13,8 @@ How the error details are obtained without an R wrapper around every call: R's o
 default error handling saves the stack at the error in `base::.Traceback` (with source
 references), and R warnings are routed to Python through `options(warning.expression)`,
 which R evaluates only for warnings no R handler took. The success path of a call is
-therefore rpy2's bare `R_tryEval` plus the argument and result conversions.
+therefore one C function of the marshal shim (r_shim_calls.c): the argument
+conversions, the call evaluated as R_tryEval does, the result conversion.
 """
 from __future__ import annotations
 
