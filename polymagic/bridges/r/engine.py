@@ -48,7 +48,7 @@ _cell_numbers = itertools.count(1)
 _PARSE_POSITION = re.compile(r":(\d+):(\d+): ([^\n]*)")
 
 # Set when the engine starts; module globals keep RFunction.__call__ lean.
-_to_r = _RRuntimeError = _call_r = None
+_RRuntimeError = _call_r = None
 _r_thread = None
 
 
@@ -88,7 +88,7 @@ class _Session:
     """The started engine: rinterface, helper functions, shim, console state."""
 
     def __init__(self):
-        global _to_r, _RRuntimeError, _r_thread, _call_r
+        global _RRuntimeError, _r_thread, _call_r
         from ...marshal import r as marshal
         self.ri = r_runtime.start()
         self.marshal = marshal
@@ -105,7 +105,6 @@ class _Session:
         self._route_console()
         self._route_warnings()
         self._install_hub()
-        _to_r = marshal.to_r
         _RRuntimeError = self.ri.embedded.RRuntimeError
         _r_thread = threading.get_ident()
 
