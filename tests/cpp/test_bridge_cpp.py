@@ -377,6 +377,23 @@ def test_compile_error_names_the_cell_line():
     assert pm.cpp("int fine() { return 1; }").fine() == 1
 
 
+def test_compile_error_quotes_the_cell_line_first():
+    """The first error comes first, with its cell line quoted and a caret under the
+    column, as g++ prints them for a file it can read; later errors follow, quoted."""
+    source = ("int add(int left, int right) {\n  return left + rightt;\n}\n"
+              "int g() {\treturn; }\n")
+    with pytest.raises(CompileError) as info:
+        pm.cpp(source)
+    shown = info.value.diagnostics.splitlines()
+    assert shown[0].startswith("cell:2:17: error:") and "rightt" in shown[0]
+    assert shown[1] == "    2 |   return left + rightt;"
+    assert shown[2] == "      |                 ^"
+    later = shown.index(next(line for line in shown if line.startswith("cell:4:")))
+    assert shown[later + 1] == "    4 | int g() {       return; }"  # the tab, as g++ shows it
+    assert shown[later + 2].index("^") == shown[later + 1].index("return")
+    assert str(info.value).splitlines()[1] == shown[0]
+
+
 def test_link_error_names_the_cell_line():
     """Calling a function that is declared but never defined is a CompileError at link."""
     source = "double missing(double);\ndouble use(double x) { return missing(x); }\n"

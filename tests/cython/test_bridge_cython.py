@@ -166,6 +166,39 @@ def test_cython_syntax_error_names_the_cell_line():
     assert "Cython" in str(caught.value)
 
 
+def test_cython_errors_quote_the_cell_line_first_error_first():
+    """Each Cython error is followed by its cell line and a caret; the first one leads."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython("def f(x):\n    return x\ncdef int g():\n    return pm_nope1\n"
+                      "def h():\n    cdef int y = pm_nope2\n")
+    shown = caught.value.diagnostics.splitlines()
+    assert shown[:3] == ["cell:4:11: error: undeclared name not builtin: pm_nope1",
+                         "    4 |     return pm_nope1", "      |            ^"]
+    assert shown[3:6] == ["cell:6:17: error: undeclared name not builtin: pm_nope2",
+                          "    6 |     cdef int y = pm_nope2", "      |                  ^"]
+    assert len(shown) == 6  # Cython's own excerpts (with `...`) are gone
+
+
+def test_c_compiler_error_comes_first_with_its_cell_line():
+    """A C compiler error leads the message ("In function" context after it), and
+    the line the compiler quotes is numbered as the cell's, not the C file's."""
+    with pytest.raises(CompileError) as caught:
+        bridge.cython(textwrap.dedent('''\
+            cdef extern from *:
+                """
+                static int bad(void) { return pm_undefined_thing; }
+                """
+                int bad()
+            def f():
+                return bad()
+            '''))
+    shown = caught.value.diagnostics.splitlines()
+    assert shown[0].startswith("cell:3: error:") and "pm_undefined_thing" in shown[0]
+    assert shown[1].startswith("    3 | ") and "pm_undefined_thing" in shown[1]
+    assert "^" in shown[2]
+    assert any("In function" in line for line in shown[3:])
+
+
 def test_missing_header_error_names_the_extern_line():
     """A `cdef extern from` of a missing header fails at that cell line."""
     with pytest.raises(CompileError) as caught:

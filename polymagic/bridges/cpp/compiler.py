@@ -126,7 +126,48 @@ def _check(result: subprocess.CompletedProcess, source: str, plan: dict,
     if not lines and codegen.TRAMPOLINE_FILE in diagnostics:
         diagnostics = (f"polymagic generated code that does not compile for this cell "
                        f"(a polymagic bug; please report it):\n{diagnostics}")
-    raise CompileError("C++", diagnostics, result.args, lines)
+    raise CompileError("C++", first_error_first(quote_cell_lines(diagnostics, source)),
+                       result.args, lines)
+
+
+# `cell:LINE:COL: error|warning|note: ...`, and the source excerpt g++ prints under a
+# diagnostic when it can read the file (`    2 |   return x;` and `      |   ^~`)
+_CELL_DIAGNOSTIC = re.compile(r"^cell:(\d+):(\d+): (?:fatal )?(?:error|warning|note)")
+_ANY_ERROR = re.compile(r"^\S[^:]*:\d+(?::\d+)?: (?:fatal )?error")
+_EXCERPT = re.compile(r"^ *\d* \| ")
+
+
+def quote_cell_lines(diagnostics: str, source: str) -> str:
+    """The compiler's output with the cell line and a caret under each cell diagnostic,
+    as g++ prints them for a file it can read (the cell reaches it as `#line 1 "cell"`,
+    a name with no file behind it)."""
+    cell, out = source.splitlines(), []
+    raw_lines = diagnostics.splitlines()
+    for index, raw in enumerate(raw_lines):
+        out.append(raw)
+        match = _CELL_DIAGNOSTIC.match(raw)
+        following = raw_lines[index + 1] if index + 1 < len(raw_lines) else ""
+        if match and 0 < int(match[1]) <= len(cell) and not _EXCERPT.match(following):
+            line, column = int(match[1]), int(match[2])
+            text = cell[line - 1].expandtabs(8)  # as g++ shows a tab
+            # g++ counts bytes when it cannot read the file: the prefix, as shown
+            prefix = cell[line - 1].encode()[:max(column - 1, 0)]
+            caret = " " * len(prefix.decode(errors="ignore").expandtabs(8)) + "^"
+            out += [f"{line:>5} | {text}", f"{'':>5} | {caret}"]
+    return "\n".join(out)
+
+
+def first_error_first(diagnostics: str) -> str:
+    """The first error with its quoted line moved to the top, so that it is seen
+    without scrolling; the rest follows in the compiler's order."""
+    lines = diagnostics.splitlines()
+    start = next((i for i, line in enumerate(lines) if _ANY_ERROR.match(line)), None)
+    if not start:  # none, or already first
+        return diagnostics
+    end = start + 1
+    while end < len(lines) and _EXCERPT.match(lines[end]):
+        end += 1
+    return "\n".join(lines[start:end] + lines[:start] + lines[end:])
 
 
 def _unresolved(stderr: str) -> list[str]:

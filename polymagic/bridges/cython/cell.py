@@ -143,7 +143,7 @@ class CellBuild:
         listing = pyx.with_suffix(".lis")
         report = listing.read_text(encoding="utf-8") if listing.exists() else ""
         if result.num_errors or not result.c_file:
-            text, lines = map_cython_listing(report, pyx.name)
+            text, lines = map_cython_listing(report, pyx.name, self.source)
             raise CompileError(LANGUAGE, text or "Cython reported errors", lines=lines)
         c_file = Path(result.c_file)
         scope = context.modules.get(name)

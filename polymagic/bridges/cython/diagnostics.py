@@ -23,19 +23,50 @@ _CYTHON_POSITION = re.compile(r"^(?P<warn>warning: )?(?P<file>\S+?):(?P<line>\d+
                               r"(?P<col>\d+): (?P<message>.*)$")
 
 
-def map_cython_listing(report: str, pyx_name: str) -> tuple[str, list[int]]:
-    """Cython's error listing with positions as `cell:LINE:COL`; the error lines."""
-    out, lines = [], []
+def map_cython_listing(report: str, pyx_name: str,
+                       source: str | None = None) -> tuple[str, list[int]]:
+    """Cython's error listing with positions as `cell:LINE:COL`, each followed by the
+    cell line and a caret (with `source`) instead of Cython's excerpt above it, first
+    error first; the error lines."""
+    out, lines, rules_left = [], [], 0
+    cell = source.splitlines() if source is not None else []
     for raw in report.splitlines():
+        if raw.startswith("Error compiling Cython file"):
+            rules_left = 2  # the excerpt lies between the next two ---- lines
+            continue
+        if rules_left:
+            rules_left -= raw.startswith("-" * 20)
+            continue
         match = _CYTHON_POSITION.match(raw)
         if match and Path(match["file"]).name == pyx_name:
             kind = "warning" if match["warn"] else "error"
-            out.append(f"cell:{match['line']}:{match['col']}: {kind}: {match['message']}")
+            line, column = int(match["line"]), int(match["col"])
+            out.append(f"cell:{line}:{column}: {kind}: {match['message']}")
+            if 0 < line <= len(cell):  # Cython's columns count from 0
+                out += [f"{line:>5} | {cell[line - 1]}", f"{'':>5} | {' ' * column}^"]
             if kind == "error":
-                lines.append(int(match["line"]))
-        elif raw.strip() and not raw.startswith(("Error compiling Cython file", "---")):
+                lines.append(line)
+        elif raw.strip():
             out.append(raw)
-    return "\n".join(out), lines
+    return first_error_first("\n".join(out)), lines
+
+
+# A diagnostic that is an error, and the source excerpt lines compilers print under one
+_ANY_ERROR = re.compile(r"^\S[^:]*:\d+(?::\d+)?: (?:fatal )?error")
+_EXCERPT = re.compile(r"^ *(?P<number>\d*) \| ")
+
+
+def first_error_first(diagnostics: str) -> str:
+    """The first error with its quoted line moved to the top, so that it is seen
+    without scrolling; the rest follows in the compiler's order."""
+    lines = diagnostics.splitlines()
+    start = next((i for i, line in enumerate(lines) if _ANY_ERROR.match(line)), None)
+    if not start:  # none, or already first
+        return diagnostics
+    end = start + 1
+    while end < len(lines) and _EXCERPT.match(lines[end]):
+        end += 1
+    return "\n".join(lines[start:end] + lines[:start] + lines[end:])
 
 
 _C_POSITION = re.compile(r"^(?P<prefix>In file included from |\s+from )?(?P<file>[^\s:]"
@@ -52,9 +83,14 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
     pyx_name = c_file.with_suffix(".pyx").name
     c_lines = c_file.read_text(encoding="utf-8").splitlines()
     cell_lines = source.splitlines()
-    out, error_lines, include_line = [], [], None
+    out, error_lines, include_line, last_line = [], [], None, None
     for raw in stderr.splitlines():
         match = _C_POSITION.match(raw)
+        excerpt = _EXCERPT.match(raw)
+        if excerpt and excerpt["number"] and last_line is not None:
+            # the compiler quotes the C file's line: number it as the cell's
+            out.append(f"{last_line:>5}" + raw[excerpt.end("number"):])
+            continue
         if not match:  # e.g. "x.pyx: In function 'f':", or a source excerpt
             out.append(raw.replace(pyx_name, "cell").replace(c_file.name, "cell (C)"))
             continue
@@ -75,6 +111,7 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
         else:
             include_line = None
         rest = match["rest"] or ""
+        last_line = cell_line if ours else None
         if cell_line is None:
             out.append(raw)
             continue
@@ -82,7 +119,7 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
         out.append(where + ("" if ours else f" (in {match['file']}:{line})") + rest)
         if re.match(r"^: (fatal )?error:", rest):
             error_lines.append(cell_line)
-    return "\n".join(out), error_lines
+    return first_error_first("\n".join(out)), error_lines
 
 
 def _cell_line_of_c_line(c_lines: list[str], number: int, cell_lines: list[str]):
