@@ -33,6 +33,7 @@ void nothing() {}
 void fill(double* out, long n, double value) { for (long i = 0; i < n; ++i) out[i] = value; }
 std::uintptr_t address_of(const double* data) { return (std::uintptr_t)data; }
 double total(std::span<const double> xs) { double s = 0; for (double x : xs) s += x; return s; }
+double scaled_sum(std::span<const double> xs, double factor) { return total(xs) * factor; }
 std::uintptr_t span_address(std::span<double> xs) { xs[0] = 42; return (std::uintptr_t)xs.data(); }
 long count_ints(const std::int32_t* xs, long n) { long s = 0; for (long i = 0; i < n; ++i) s += xs[i]; return s; }
 
@@ -122,6 +123,36 @@ def test_scalars_are_cffi_builtins(cell):
     assert cell.big(2**64 - 2) == 2**64 - 1
     assert cell.nothing() is None
     assert type(cell.add).__name__ == "builtin_function_or_method"
+
+
+def test_bad_scalar_argument_names_function_parameter_type_and_value(cell):
+    """cffi's bare "an integer is required" becomes a ConversionError (a TypeError)
+    naming the function, the parameter, the C++ type and the value received; an
+    out-of-range int is still an OverflowError too; the function stays cffi's builtin."""
+    with pytest.raises(ConversionError) as info:
+        cell.add("x", 2)
+    assert str(info.value) == "add(): argument 'a' expects int (C++ int), got str 'x'"
+    assert isinstance(info.value, TypeError) and not isinstance(info.value, OverflowError)
+    with pytest.raises(ConversionError, match=r"scale\(\): argument 'k' expects float "
+                       r"\(C\+\+ float\), got NoneType None"):
+        cell.scale(1.0, None)
+    with pytest.raises(OverflowError) as info:
+        cell.big(-1)
+    assert isinstance(info.value, ConversionError)
+    assert str(info.value) == ("big(): argument 'x' expects int (C++ unsigned long long), "
+                               "got int -1, out of range for C++ unsigned long long")
+    with pytest.raises(ConversionError, match="negate\\(\\): argument 'b' expects bool"):
+        cell.negate(2)
+    assert type(cell.add).__name__ == "builtin_function_or_method"
+    assert cell.add(2, 3) == 5  # and it still works
+
+
+def test_bad_scalar_argument_of_a_wrapped_function_is_named(cell):
+    """A scalar beside a converted parameter (the position counts the span's two C
+    arguments) is named the same way."""
+    with pytest.raises(ConversionError) as info:
+        cell.scaled_sum(np.ones(3), "2")
+    assert str(info.value).startswith("scaled_sum(): argument 'factor' expects float")
 
 
 def test_pointer_is_a_view(cell):

@@ -17,6 +17,7 @@ live in native/ (cell_prelude.hpp, function_owner.hpp, glue_cdef.h, glue_preambl
 """
 from __future__ import annotations
 
+import re
 import sys
 
 from . import capi, sources
@@ -191,6 +192,31 @@ def emit_glue(plan: dict, module_name: str, path) -> None:
     ffi.cdef(cdef(plan))
     ffi.set_source(module_name, glue_preamble(plan, module_name), compiler_verbose=False)
     ffi.emit_c_code(str(path))
+    path.write_text(name_argument_errors(path.read_text(), plan))
+
+
+def name_argument_errors(glue: str, plan: dict) -> str:
+    """cffi's glue with each scalar argument's failed conversion (`return NULL;` after
+    `x<k> = _cffi_to_c_...(arg<k>)`) raising pm_argument_error instead, which names
+    the function, parameter, C++ type and value; the converting path is unchanged."""
+    for function in plan["functions"]:
+        head = f"\n_cffi_f_{function['symbol']}(PyObject *self, "
+        start = glue.find(head)
+        if start < 0:
+            continue
+        end = glue.index("\n}\n", start)
+        body, c_index = glue[start:end], 0
+        for position, param in enumerate(function["params"]):
+            kind = kind_of(param["type"])
+            if kind.direct:
+                body = re.sub(
+                    rf"(\n  x{c_index} = [^\n]*\(arg{c_index}\b[^\n]*;\n  if \(x{c_index} == "
+                    rf"[^\n]*PyErr_Occurred\(\)\)\n    return )NULL;",
+                    rf"\1pm_argument_error({function['index']}, {position}, arg{c_index});",
+                    body, count=1)
+            c_index += len(kind.cdef_params())
+        glue = glue[:start] + body + glue[end:]
+    return glue
 
 
 def _new_ffi():

@@ -13,7 +13,7 @@ import re
 import types as pytypes
 import warnings
 
-from ...errors import UnsupportedSignature
+from ...errors import ConversionError, UnsupportedSignature, also
 from . import callbacks, imports, types
 
 
@@ -105,3 +105,26 @@ def _signature_text(function: dict) -> str:
                        for p in function["params"])
     return f"{types.describe(function['ret'])} {function['name']}({params})  " \
            f"[C++, cell line {function['line']}]"
+
+
+_PYTHON_TYPES = {"double": "float", "float": "float", "bool": "bool"}  # else int
+
+
+def argument_error(module_name: str, index: int, position: int, value,
+                   cause: BaseException) -> ConversionError:
+    """The error for a scalar argument cffi refused (its TypeError or OverflowError
+    `cause`, which the error still is), called from the glue's failure path (native/glue_preamble.c):
+    `add(): argument 'left' expects int (C++ int), got str 'x'`."""
+    function = next(f for f in callbacks.modules[module_name].functions
+                    if f["index"] == index)
+    param = function["params"][position]
+    kind = types.kind_of(param["type"])
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    expected = _PYTHON_TYPES.get(kind.tag, "int")
+    why = f", out of range for C++ {kind.cpp()}" if isinstance(cause, OverflowError) else ""
+    error = ConversionError(f"{function['export']}(): argument {param['name']!r} expects "
+                            f"{expected} (C++ {kind.cpp()}), got {type(value).__name__} "
+                            f"{shown}{why}")
+    # still what cffi raised, for code that catches it
+    return also(error, OverflowError) if why else error

@@ -56,6 +56,39 @@ failed:
     return NULL;
 }
 
+/* A scalar argument cffi could not convert (its TypeError or OverflowError is set)
+   becomes a ConversionError naming the function, the parameter, the C++ type and the
+   value (argument_error in polymagic/bridges/cpp/module.py). codegen.py puts the call
+   on cffi's failure path only, so a call that converts costs nothing more. */
+static PyObject* pm_argument_error(int function, int position, PyObject* value) {
+    PyObject *type, *cause, *traceback;
+    PyErr_Fetch(&type, &cause, &traceback);
+    PyErr_NormalizeException(&type, &cause, &traceback);
+    if (cause == NULL || (!PyErr_GivenExceptionMatches(cause, PyExc_TypeError) &&
+                          !PyErr_GivenExceptionMatches(cause, PyExc_OverflowError))) {
+        PyErr_Restore(type, cause, traceback);  /* e.g. KeyboardInterrupt: as it is */
+        return NULL;
+    }
+    PyObject* module = PyImport_ImportModule("polymagic.bridges.cpp.module");
+    PyObject* error = module == NULL ? NULL : PyObject_CallMethod(
+        module, "argument_error", "siiOO", PM_MODULE_NAME, function, position, value,
+        cause);
+    Py_XDECREF(module);
+    if (error == NULL) {  /* the message could not be made: cffi's own error */
+        PyErr_Clear();
+        PyErr_Restore(type, cause, traceback);
+        return NULL;
+    }
+    PyObject* error_type = PyObject_Type(error);
+    PyErr_SetObject(error_type, error);
+    Py_DECREF(error_type);
+    Py_DECREF(error);
+    Py_XDECREF(type);
+    Py_XDECREF(cause);
+    Py_XDECREF(traceback);
+    return NULL;
+}
+
 /* How many more frames Python may enter on this thread before its recursion limit
    (runtime.cpp's depth guard reads it before C++ calls Python). Called without the
    GIL: the thread state is this thread's own, and nothing changes it meanwhile. */
