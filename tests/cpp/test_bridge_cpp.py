@@ -425,6 +425,21 @@ def test_compile_error_quotes_the_cell_line_first():
     assert str(info.value).splitlines()[1] == shown[0]
 
 
+def test_warnings_of_a_successful_build_are_shown_once(capsys):
+    """The compiler's warnings and notes about the cell are printed on stdout, quoted
+    with a caret, when the cell is built (a cache hit builds nothing, so shows none);
+    nothing about polymagic's generated code is shown."""
+    source = ('#warning "pm_cell_warning"\nint f(int x) {\n  int unused;\n'
+              '  return x;\n}\n')
+    assert pm.cpp(source, compile_args=["-Wall"]).f(3) == 3
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[:3] == ['cell:1:2: warning: #warning "pm_cell_warning" [-Wcpp]',
+                         '    1 | #warning "pm_cell_warning"', "      |  ^"]
+    assert shown[3].startswith("cell:3:7: warning: unused variable") and len(shown) == 6
+    assert pm.cpp(source, compile_args=["-Wall"]).f(4) == 4
+    assert capsys.readouterr().out == ""
+
+
 def test_link_error_names_the_cell_line():
     """Calling a function that is declared but never defined is a CompileError at link."""
     source = "double missing(double);\ndouble use(double x) { return missing(x); }\n"

@@ -199,6 +199,26 @@ def test_c_compiler_error_comes_first_with_its_cell_line():
     assert any("In function" in line for line in shown[3:])
 
 
+def test_c_compiler_warnings_are_kept_and_shown_on_stdout(capsys):
+    """A C compiler's note (#pragma message) about a cell line, from a build that
+    succeeds, is in .warnings with its quoted cell line, and printed on stdout."""
+    result = bridge.build(textwrap.dedent('''\
+        cdef extern from *:
+            """
+            #pragma message ( "pm_c_warning" )
+            static int answer = 42;
+            """
+            int answer
+        def get():
+            return answer
+        '''), force=True)
+    assert result.module.get() == 42
+    note = next(i for i, line in enumerate(result.warnings) if "pm_c_warning" in line)
+    assert result.warnings[note].startswith("cell:3: note:")
+    assert result.warnings[note + 1].startswith("    3 | ")
+    assert "pm_c_warning" in capsys.readouterr().out
+
+
 def test_missing_header_error_names_the_extern_line():
     """A `cdef extern from` of a missing header fails at that cell line."""
     with pytest.raises(CompileError) as caught:

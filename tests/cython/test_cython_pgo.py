@@ -1,7 +1,8 @@
 """%%cython --pgo: instrumented build, training run in a child process, optimised build.
 
-Cython's own test of its magic's --pgo (`test_cython3_pgo` in
-Cython.Build.Tests.TestIpythonMagic) runs here unchanged against polymagic's %%cython.
+Cython's own tests of its magic's --pgo (`test_cython3_pgo` in
+Cython.Build.Tests.TestIpythonMagic) and of compiler warnings (`test_cython_warning_shown`)
+run here unchanged against polymagic's %%cython.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def ip(private_cache):
     return shell
 
 
-def test_cythons_own_pgo_test_passes_with_polymagic(ip):
-    """Cython's test_cython3_pgo, unchanged, passes with polymagic's %%cython."""
+def run_cythons_own_test(ip, name: str) -> None:
+    """Cython's own magic test `name` (Cython.Build.Tests.TestIpythonMagic),
+    unchanged, run against polymagic's %%cython; it must pass."""
     from Cython.Build.Tests.TestIpythonMagic import TestIPythonMagic
     from Cython.TestUtils import CythonTest
 
@@ -42,12 +44,23 @@ def test_cythons_own_pgo_test_passes_with_polymagic(ip):
             CythonTest.setUp(self)  # instead of loading Cython's own magic
             self._ip.register_magics(CythonMagics)
 
-    suite = unittest.TestSuite([WithPolymagic("test_cython3_pgo")])
+    suite = unittest.TestSuite([WithPolymagic(name)])
     result = unittest.TextTestRunner(verbosity=0).run(suite)
     assert result.testsRun == 1
     assert result.wasSuccessful(), result.errors + result.failures
     magic = ip.magics_manager.magics["cell"]["cython"]
     assert isinstance(magic.__self__, CythonMagics)  # it ran polymagic's, not Cython's
+
+
+def test_cythons_own_pgo_test_passes_with_polymagic(ip):
+    """Cython's test_cython3_pgo, unchanged, passes with polymagic's %%cython."""
+    run_cythons_own_test(ip, "test_cython3_pgo")
+
+
+def test_cythons_own_warning_test_passes_with_polymagic(ip):
+    """Cython's test_cython_warning_shown: a C compiler's `#pragma message` from a build
+    that succeeds is shown on stdout, as Cython's magic shows it."""
+    run_cythons_own_test(ip, "test_cython_warning_shown")
 
 
 PROBE = textwrap.dedent("""\

@@ -66,6 +66,8 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
                                str(glue_c), "-o", str(staging / "glue.o")])
         cell_result, glue_result = jobs.finish(cell_job), jobs.finish(glue_job)
         _check(cell_result, source, plan, "compilation")
+        for line in cell_warnings(cell_result.stderr, source):
+            print(line)  # on stdout, where Cython's magic shows a compiler's warnings
         _check(glue_result, source, plan, "compilation of the cffi glue")
         link = [cxx, "-shared", "-o", str(staging / module_file),
                 str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
@@ -155,6 +157,21 @@ def quote_cell_lines(diagnostics: str, source: str) -> str:
             caret = " " * len(prefix.decode(errors="ignore").expandtabs(8)) + "^"
             out += [f"{line:>5} | {text}", f"{'':>5} | {caret}"]
     return "\n".join(out)
+
+
+def cell_warnings(diagnostics: str, source: str) -> list[str]:
+    """The warnings and notes about cell lines (`#warning`, `#pragma message`), each
+    with its quoted line and caret, from a compilation that succeeded; the generated
+    code's are polymagic's business, not the user's."""
+    kept, keep = [], False
+    for line in quote_cell_lines(diagnostics, source).splitlines():
+        if _CELL_DIAGNOSTIC.match(line):
+            keep = True
+        elif not _EXCERPT.match(line):
+            keep = False
+        if keep:
+            kept.append(line)
+    return kept
 
 
 def first_error_first(diagnostics: str) -> str:

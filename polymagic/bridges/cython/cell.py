@@ -13,7 +13,7 @@ from pathlib import Path
 from ...build import cache_dir, cache_key, cached_build, cached_entry
 from ...errors import CompileError
 from ...toolchain import run_tool
-from .diagnostics import map_c_diagnostics, map_cython_listing
+from .diagnostics import cell_warnings, map_c_diagnostics, map_cython_listing
 from . import pgo
 from .options import CythonOptions, key_options
 from .toolchain import CYTHON_LOCK, EXT_SUFFIX, LANGUAGE, Toolchain
@@ -115,7 +115,7 @@ class CellBuild:
         if not self.opts.verbose:
             c_file.unlink()  # large and regenerable; kept with --verbose for inspection
         for warning in manifest["warnings"]:
-            print(warning, file=sys.stderr)
+            print(warning)  # on stdout, where Cython's own magic shows them
 
     def _cythonize(self, scratch: Path, mode: str, utility_name: str) -> Generated:
         """Run Cython on the cell in `scratch`, its utility code `mode` (shared/inline)."""
@@ -196,5 +196,4 @@ class CellBuild:
             raise CompileError(f"{LANGUAGE} (C compiler)", text or
                                f"{tool.compiler} exited with {finished.returncode}",
                                command=command, lines=lines)
-        return [line for line in text.splitlines()
-                if line.startswith("cell:") and ": warning:" in line]
+        return cell_warnings(text)

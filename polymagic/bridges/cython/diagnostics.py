@@ -69,6 +69,20 @@ def first_error_first(diagnostics: str) -> str:
     return "\n".join(lines[start:end] + lines[:start] + lines[end:])
 
 
+def cell_warnings(diagnostics: str) -> list[str]:
+    """The warnings and notes about cell lines (`#pragma message` is a note), each
+    with the cell line the compiler quotes under it, from a build that succeeded."""
+    kept, keep = [], False
+    for line in diagnostics.splitlines():
+        if re.match(r"^cell:\d+(?::\d+)?: (?:warning|note):", line):
+            keep = True
+        elif not _EXCERPT.match(line):
+            keep = False
+        if keep:
+            kept.append(line)
+    return kept
+
+
 _C_POSITION = re.compile(r"^(?P<prefix>In file included from |\s+from )?(?P<file>[^\s:]"
                          r"[^:]*):(?P<line>\d+)(?::(?P<col>\d+))?(?P<rest>[:,].*)?$")
 
