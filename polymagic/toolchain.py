@@ -11,6 +11,7 @@ import functools
 import importlib.machinery
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -83,3 +84,38 @@ def load_extension(name: str, path) -> object:
     loader.exec_module(module)
     sys.modules[name] = module
     return module
+
+
+# ---- compiler diagnostics, already in the cell's terms (`cell:LINE:COL: error: ...`)
+
+EXCERPT = re.compile(r"^ *(?P<number>\d*) \| ")  # a quoted source line, or its caret line
+_ANY_ERROR = re.compile(r"^\S[^:]*:\d+(?::\d+)?: (?:fatal )?error")
+_CELL_REMARK = re.compile(r"^cell:\d+(?::\d+)?: (?:warning|note):")
+
+
+def first_error_first(diagnostics: str) -> str:
+    """The first error with its quoted line moved to the top, so that it is seen
+    without scrolling; the rest follows in the compiler's order."""
+    lines = diagnostics.splitlines()
+    start = next((i for i, line in enumerate(lines) if _ANY_ERROR.match(line)), None)
+    if not start:  # none, or already first
+        return diagnostics
+    end = start + 1
+    while end < len(lines) and EXCERPT.match(lines[end]):
+        end += 1
+    return "\n".join(lines[start:end] + lines[:start] + lines[end:])
+
+
+def cell_remarks(diagnostics: str) -> list[str]:
+    """The warnings and notes about cell lines (`#warning`, `#pragma message`), each with
+    the lines quoted under it, from a build that succeeded: what the user should see.
+    Remarks about polymagic's generated code are left out."""
+    kept, keep = [], False
+    for line in diagnostics.splitlines():
+        if _CELL_REMARK.match(line):
+            keep = True
+        elif not EXCERPT.match(line):
+            keep = False
+        if keep:
+            kept.append(line)
+    return kept

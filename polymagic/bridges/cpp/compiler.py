@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ... import build
 from ...errors import CompileError
-from ...toolchain import compiler_identity
+from ...toolchain import EXCERPT, cell_remarks, compiler_identity, first_error_first
 from . import capi, codegen, processes, signatures, sources
 from .options import CppOptions
 
@@ -135,8 +135,6 @@ def _check(result: subprocess.CompletedProcess, source: str, plan: dict,
 # `cell:LINE:COL: error|warning|note: ...`, and the source excerpt g++ prints under a
 # diagnostic when it can read the file (`    2 |   return x;` and `      |   ^~`)
 _CELL_DIAGNOSTIC = re.compile(r"^cell:(\d+):(\d+): (?:fatal )?(?:error|warning|note)")
-_ANY_ERROR = re.compile(r"^\S[^:]*:\d+(?::\d+)?: (?:fatal )?error")
-_EXCERPT = re.compile(r"^ *\d* \| ")
 
 
 def quote_cell_lines(diagnostics: str, source: str) -> str:
@@ -149,7 +147,7 @@ def quote_cell_lines(diagnostics: str, source: str) -> str:
         out.append(raw)
         match = _CELL_DIAGNOSTIC.match(raw)
         following = raw_lines[index + 1] if index + 1 < len(raw_lines) else ""
-        if match and 0 < int(match[1]) <= len(cell) and not _EXCERPT.match(following):
+        if match and 0 < int(match[1]) <= len(cell) and not EXCERPT.match(following):
             line, column = int(match[1]), int(match[2])
             text = cell[line - 1].expandtabs(8)  # as g++ shows a tab
             # g++ counts bytes when it cannot read the file: the prefix, as shown
@@ -160,31 +158,8 @@ def quote_cell_lines(diagnostics: str, source: str) -> str:
 
 
 def cell_warnings(diagnostics: str, source: str) -> list[str]:
-    """The warnings and notes about cell lines (`#warning`, `#pragma message`), each
-    with its quoted line and caret, from a compilation that succeeded; the generated
-    code's are polymagic's business, not the user's."""
-    kept, keep = [], False
-    for line in quote_cell_lines(diagnostics, source).splitlines():
-        if _CELL_DIAGNOSTIC.match(line):
-            keep = True
-        elif not _EXCERPT.match(line):
-            keep = False
-        if keep:
-            kept.append(line)
-    return kept
-
-
-def first_error_first(diagnostics: str) -> str:
-    """The first error with its quoted line moved to the top, so that it is seen
-    without scrolling; the rest follows in the compiler's order."""
-    lines = diagnostics.splitlines()
-    start = next((i for i, line in enumerate(lines) if _ANY_ERROR.match(line)), None)
-    if not start:  # none, or already first
-        return diagnostics
-    end = start + 1
-    while end < len(lines) and _EXCERPT.match(lines[end]):
-        end += 1
-    return "\n".join(lines[start:end] + lines[:start] + lines[end:])
+    """The warnings and notes about cell lines, with their quoted line and caret."""
+    return cell_remarks(quote_cell_lines(diagnostics, source))
 
 
 def _unresolved(stderr: str) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ...toolchain import EXCERPT, cell_remarks, first_error_first
+
 def unencodable_text(source: str) -> tuple[str, list[int]] | None:
     """A diagnostic (`cell:LINE:COL: error: ...`) and its line for the first character
     of the cell that cannot be written as UTF-8 (a lone surrogate), or None."""
@@ -51,36 +53,10 @@ def map_cython_listing(report: str, pyx_name: str,
     return first_error_first("\n".join(out)), lines
 
 
-# A diagnostic that is an error, and the source excerpt lines compilers print under one
-_ANY_ERROR = re.compile(r"^\S[^:]*:\d+(?::\d+)?: (?:fatal )?error")
-_EXCERPT = re.compile(r"^ *(?P<number>\d*) \| ")
-
-
-def first_error_first(diagnostics: str) -> str:
-    """The first error with its quoted line moved to the top, so that it is seen
-    without scrolling; the rest follows in the compiler's order."""
-    lines = diagnostics.splitlines()
-    start = next((i for i, line in enumerate(lines) if _ANY_ERROR.match(line)), None)
-    if not start:  # none, or already first
-        return diagnostics
-    end = start + 1
-    while end < len(lines) and _EXCERPT.match(lines[end]):
-        end += 1
-    return "\n".join(lines[start:end] + lines[:start] + lines[end:])
-
-
 def cell_warnings(diagnostics: str) -> list[str]:
     """The warnings and notes about cell lines (`#pragma message` is a note), each
     with the cell line the compiler quotes under it, from a build that succeeded."""
-    kept, keep = [], False
-    for line in diagnostics.splitlines():
-        if re.match(r"^cell:\d+(?::\d+)?: (?:warning|note):", line):
-            keep = True
-        elif not _EXCERPT.match(line):
-            keep = False
-        if keep:
-            kept.append(line)
-    return kept
+    return cell_remarks(diagnostics)
 
 
 _C_POSITION = re.compile(r"^(?P<prefix>In file included from |\s+from )?(?P<file>[^\s:]"
@@ -100,7 +76,7 @@ def map_c_diagnostics(stderr: str, c_file: Path, source: str) -> tuple[str, list
     out, error_lines, include_line, last_line = [], [], None, None
     for raw in stderr.splitlines():
         match = _C_POSITION.match(raw)
-        excerpt = _EXCERPT.match(raw)
+        excerpt = EXCERPT.match(raw)
         if excerpt and excerpt["number"] and last_line is not None:
             # the compiler quotes the C file's line: number it as the cell's
             out.append(f"{last_line:>5}" + raw[excerpt.end("number"):])
