@@ -20,6 +20,7 @@ TOPICS = {
     "cpp": ("cpp.md", "C++: the types that cross, callbacks, calling Python, options"),
     "cython": ("cython.md", "Cython: options, how a cell is built, errors, speed"),
     "hub": ("hub.md", "the shared namespace: calling any language from any other"),
+    "scale": ("scale.md", "other processes and machines: pickling cell functions, Dask"),
 }
 
 
