@@ -14,11 +14,12 @@ else goes through the `functools.singledispatch` registry `to_r.register(type)`.
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
 from ..errors import ConversionError, CopyRequired
-from . import buffers, r_dates, r_shim
+from . import buffers, r_dates, r_pandas, r_shim
 from .r_shim import KIND_COMPLEX, KIND_INTEGER, KIND_REAL
 
 # R's SEXPTYPE codes (Rinternals.h).
@@ -366,87 +367,9 @@ def _pandas():
         except ImportError:
             _state["pandas"] = None
         else:
-            _register_pandas(pandas)
+            r_pandas.register(pandas, sys.modules[__name__])
             _state["pandas"] = pandas
     return _state["pandas"]
-
-
-def _register_pandas(pd) -> None:
-
-    @_to_r_dispatch.register(pd.DataFrame)
-    def _data_frame_to_r(frame, copy, shared_writes):
-        names = [str(column) for column in frame.columns]
-        columns = [_column_to_r(frame.iloc[:, index], name, copy, shared_writes)
-                   for index, name in enumerate(names)]
-        return _make_list(columns, names, "data.frame", _row_names_to_r(frame.index))
-
-    @_to_r_dispatch.register(pd.Series)
-    def _series_to_r(series, copy, shared_writes):
-        return _series_values_to_r(series, copy, shared_writes)
-
-    @_to_r_dispatch.register(pd.Categorical)
-    def _categorical_to_r(categorical, copy, shared_writes):
-        return _factor_to_r(categorical, copy)
-
-    @_to_r_dispatch.register(pd.DatetimeIndex)
-    def _datetime_index_to_r(index, copy, shared_writes):
-        return r_dates.pandas_datetimes_to_r(index, copy)
-
-    def _column_to_r(series, name, copy, shared_writes):
-        try:
-            return _series_values_to_r(series, copy, shared_writes)
-        except ConversionError as error:  # say which column; the error keeps its class
-            error.args = (f"column {name!r}: {error}", *error.args[1:])
-            raise
-
-    def _series_values_to_r(series, copy, shared_writes):
-        dtype = series.dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            return _factor_to_r(series.array, copy)
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            return r_dates.pandas_datetimes_to_r(series, copy)
-        if isinstance(dtype, np.dtype) and dtype.kind != "O":
-            return to_r(series.to_numpy(), copy=copy, shared_writes=shared_writes)
-        if copy is False:
-            raise CopyRequired(f"column {series.name!r} (dtype {dtype}) crosses into R "
-                               f"as a copy: R has no such column type to view")
-        values = series.to_numpy(dtype=object)
-        missing = series.isna().to_numpy()
-        temporal = r_dates.objects_to_r(values, missing) if dtype.kind == "O" else None
-        if temporal is not None:  # dates or times held as Python objects
-            return temporal
-        if missing.any() or dtype.kind in "biuf":
-            present = values[~missing]
-            target = np.array(present.tolist() or [], dtype=_masked_dtype(dtype))
-            filled = np.zeros(len(values), dtype=target.dtype) \
-                if target.dtype.kind != "O" else np.full(len(values), None, object)
-            filled[~missing] = target
-            return _masked_to_r(np.ma.MaskedArray(filled, mask=missing), None)
-        return _strings_to_r(_string_items(values))
-
-    def _masked_dtype(dtype):
-        kind = getattr(dtype, "kind", "O")
-        return {"b": bool, "i": np.int64, "u": np.int64, "f": np.float64}.get(kind, object)
-
-    def _factor_to_r(categorical, copy):
-        if copy is False:
-            raise CopyRequired("a pandas Categorical crosses into R as a copy: R factor "
-                               "codes are 1-based")
-        codes = np.asarray(categorical.codes, dtype=np.int32) + 1
-        codes[codes == 0] = NA_INTEGER
-        result = _fill_new_vector(INTSXP, codes, None)
-        address = r_shim.address_of(result)
-        _set_attr(address, "levels",
-                  _strings_to_r([str(level) for level in categorical.categories]))
-        _set_attr(address, "class", _strings_to_r(
-            ["ordered", "factor"] if categorical.ordered else ["factor"]))
-        return result
-
-    def _row_names_to_r(index):
-        if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-            return _fill_new_vector(INTSXP, np.array([NA_INTEGER, -len(index)],
-                                                     dtype=np.int32), None)
-        return _strings_to_r([str(label) for label in index])
 
 
 # ======================================================================================
