@@ -68,58 +68,60 @@ static int pm_py_failed(void) {
     return -1;
 }
 
-/* A result for a C integer type in [low, high]: ints (bool included) in range
-   directly; anything else through `converter` (Python, cffi's rules), which
-   returns an int in range or raises. 0 on success, -1 with an exception set. */
-static int pm_signed_result(PyObject* result, PyObject* converter, long long low,
-                            long long high, long long* out) {
-    PyObject* converted = NULL;
-    for (int pass = 0; pass < 2; ++pass) {
-        PyObject* value = pass ? converted : result;
-        if (PyLong_Check(value)) {
-            int overflow = 0;
-            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-            if (!overflow && !(number == -1 && PyErr_Occurred()) &&
-                number >= low && number <= high) {
-                *out = number;
-                Py_XDECREF(converted);
-                return 0;
-            }
-            PyErr_Clear();
-        }
-        if (pass) break;
-        converted = PyObject_CallOneArg(converter, result);
-        if (converted == NULL) return -1;
+/* Whether `value` is an int in range, stored in *out (any error cleared). */
+static int pm_signed_in_range(PyObject* value, long long low, long long high,
+                              long long* out) {
+    if (!PyLong_Check(value)) return 0;
+    int overflow = 0;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (number == -1 && PyErr_Occurred()) || number < low || number > high) {
+        PyErr_Clear();
+        return 0;
     }
-    Py_XDECREF(converted);
+    *out = number;
+    return 1;
+}
+
+static int pm_unsigned_in_range(PyObject* value, unsigned long long high,
+                                unsigned long long* out) {
+    if (!PyLong_Check(value)) return 0;
+    unsigned long long number = PyLong_AsUnsignedLongLong(value);
+    if ((number == (unsigned long long)-1 && PyErr_Occurred()) || number > high) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = number;
+    return 1;
+}
+
+static int pm_out_of_range(PyObject* converted) {
+    Py_DECREF(converted);
     PyErr_SetString(PyExc_SystemError, "polymagic: a C++ result converter returned "
                     "a value out of range");
     return -1;
 }
 
+/* A result for a C integer type in [low, high]: ints (bool included) in range
+   directly; anything else through `converter` (Python, cffi's rules), which returns
+   an int in range or raises. 0 on success, -1 with an exception set. */
+static int pm_signed_result(PyObject* result, PyObject* converter, long long low,
+                            long long high, long long* out) {
+    if (pm_signed_in_range(result, low, high, out)) return 0;
+    PyObject* converted = PyObject_CallOneArg(converter, result);
+    if (converted == NULL) return -1;
+    if (!pm_signed_in_range(converted, low, high, out)) return pm_out_of_range(converted);
+    Py_DECREF(converted);
+    return 0;
+}
+
 static int pm_unsigned_result(PyObject* result, PyObject* converter,
                               unsigned long long high, unsigned long long* out) {
-    PyObject* converted = NULL;
-    for (int pass = 0; pass < 2; ++pass) {
-        PyObject* value = pass ? converted : result;
-        if (PyLong_Check(value)) {
-            unsigned long long number = PyLong_AsUnsignedLongLong(value);
-            if (!(number == (unsigned long long)-1 && PyErr_Occurred()) &&
-                number <= high) {
-                *out = number;
-                Py_XDECREF(converted);
-                return 0;
-            }
-            PyErr_Clear();
-        }
-        if (pass) break;
-        converted = PyObject_CallOneArg(converter, result);
-        if (converted == NULL) return -1;
-    }
-    Py_XDECREF(converted);
-    PyErr_SetString(PyExc_SystemError, "polymagic: a C++ result converter returned "
-                    "a value out of range");
-    return -1;
+    if (pm_unsigned_in_range(result, high, out)) return 0;
+    PyObject* converted = PyObject_CallOneArg(converter, result);
+    if (converted == NULL) return -1;
+    if (!pm_unsigned_in_range(converted, high, out)) return pm_out_of_range(converted);
+    Py_DECREF(converted);
+    return 0;
 }
 
 /* The callable bound to `name` in the shared namespace (new reference), as
