@@ -29,6 +29,7 @@ The Python objects the C needs sit in one tuple, the module's table, set once by
 from __future__ import annotations
 
 from . import sources, types
+from .records import all_functions
 from .types import Scalar, Void, caller_name, kind_of
 
 from .callbacks import C_API_TABLE_HEAD as TABLE_HEAD
@@ -46,7 +47,7 @@ def is_fast_import(function: dict) -> bool:
 def layout(plan: dict) -> dict:
     """The callback signatures and the fast imports of a plan, in table order."""
     signatures = []
-    for function in plan["functions"]:
+    for function in all_functions(plan):
         for param in function["params"]:
             kind = kind_of(param["type"])
             if kind.callback:

@@ -21,6 +21,7 @@ import re
 import sys
 
 from . import capi, sources
+from .records import all_functions
 from .types import StdFunction, Void, kind_of
 
 TRAMPOLINE_FILE = "<polymagic trampolines>"
@@ -36,9 +37,8 @@ def trampoline(function: dict) -> str:
     """The extern "C" trampoline of one function: convert, call, catch everything."""
     index, params = function["index"], _params(function)
     c_params = [p for _pos, kind, name in params for p in kind.trampoline_params(name)]
-    call = f"::{function['name']}(" + ", ".join(
-        kind.call_argument(name, function, position)
-        for position, kind, name in params) + ")"
+    call = _call(function, [kind.call_argument(name, function, position)
+                            for position, kind, name in params])
     result = kind_of(function["ret"])
     body, failed = result.trampoline_return(call)
     thunks, guards = "", ""
@@ -51,6 +51,16 @@ def trampoline(function: dict) -> str:
             f"({', '.join(c_params) or 'void'}) {{\n{guards}"
             f"    PM_CALL_FRAME({index}, {failed})\n"
             f"    try {{ {body} }} catch (...) {{ pm_rt_capture({index}); {failed} }}\n}}\n")
+
+
+def _call(function: dict, arguments: list[str]) -> str:
+    """The C++ expression a trampoline evaluates: the function called, or a class
+    member's `expression` (records.py) with the arguments filled in."""
+    expression = function.get("expression")
+    if expression is None:
+        return f"::{function['name']}({', '.join(arguments)})"
+    return expression.format(*arguments, args=", ".join(arguments),
+                             rest=", ".join(arguments[1:]))
 
 
 # ------------------------------------------------- PM_PYTHON imports (C++ side)
@@ -135,11 +145,13 @@ def translation_unit(source: str, plan: dict) -> str:
              sources.text("faults.h"), sources.text("cell_prelude.hpp"),
              capi.cpp_declarations(plan),
              "".join(definition for _name, definition, _cdef in _assigners(imports))]
-    if any(isinstance(kind_of(p["type"]), StdFunction) for f in plan["functions"]
+    if any(isinstance(kind_of(p["type"]), StdFunction) for f in all_functions(plan)
            for p in f["params"]):
         parts.append(sources.text("function_owner.hpp"))
+    if plan.get("classes"):
+        parts.append(sources.text("classes.hpp"))
     parts += [import_definition(function) for function in imports]
-    parts += [trampoline(function) for function in plan["functions"]]
+    parts += [trampoline(function) for function in all_functions(plan)]
     return "".join(parts)
 
 
@@ -167,7 +179,7 @@ def _c_declarations(plan: dict) -> list[str]:
     """Prototypes of the trampolines, import slots (declared extern: the C++ side
     defines them) and result assigners."""
     imports = plan.get("imports", [])
-    return ([_c_prototype(f) for f in plan["functions"]] +
+    return ([_c_prototype(f) for f in all_functions(plan)] +
             [f"extern {c_slot_type(f, f['slot'])};" for f in imports
              if not capi.is_fast_import(f)] +
             [cdef_line for _name, _definition, cdef_line in _assigners(imports)])
@@ -199,7 +211,7 @@ def name_argument_errors(glue: str, plan: dict) -> str:
     """cffi's glue with each scalar argument's failed conversion (`return NULL;` after
     `x<k> = _cffi_to_c_...(arg<k>)`) raising pm_argument_error instead, which names
     the function, parameter, C++ type and value; the converting path is unchanged."""
-    for function in plan["functions"]:
+    for function in all_functions(plan):
         head = f"\n_cffi_f_{function['symbol']}(PyObject *self, "
         start = glue.find(head)
         if start < 0:

@@ -14,7 +14,8 @@ import types as pytypes
 import warnings
 
 from ...errors import ConversionError, UnsupportedSignature, also
-from . import callbacks, imports, types
+from . import callbacks, classes, imports, overloads, types
+from .records import all_functions
 
 
 def warn_skipped(plan: dict) -> None:
@@ -37,7 +38,7 @@ class ModuleInfo:
 def make_module(name: str, extension, plan: dict, source: str, filename: str):
     """A ModuleType holding the cell's exported functions."""
     ffi, lib = extension.ffi, extension.lib
-    info = ModuleInfo(plan["functions"], source, filename)
+    info = ModuleInfo(all_functions(plan), source, filename)
     imports.connect_c_api(info, ffi, lib, plan)
     if plan.get("imports"):
         imports.connect(info, ffi, lib, plan["imports"], plan["c_api"])
@@ -52,9 +53,33 @@ def make_module(name: str, extension, plan: dict, source: str, filename: str):
     module.__exports__ = [f["export"] for f in plan["functions"]]
     module.__imports__ = info.imports
     context = types.Context(ffi, lib)
+    context.classes = {}
+    made = classes.make_classes(plan, module, context, lambda m: _wrapper(m, _raw(m, lib),
+                                                                          context))
+    _publish_classes(module, plan, made)
     for function in plan["functions"]:
         setattr(module, function["export"], _callable(function, lib, context))
+    overloads.bind_overload_sets(module, plan["functions"])
     return module
+
+
+def _raw(function: dict, lib):
+    return getattr(lib, function["symbol"])
+
+
+def _publish_classes(module, plan: dict, made: dict) -> None:
+    """Top-level classes as module attributes; namespaced ones under their namespace
+    (`module.geo.Point`), as cppyy names them."""
+    module.__classes__ = {}
+    for entry in plan.get("classes", ()):
+        holder = module
+        for part in entry["namespace"]:
+            if not hasattr(holder, part):
+                setattr(holder, part, pytypes.SimpleNamespace())
+            holder = getattr(holder, part)
+        setattr(holder, entry["name"], made[entry["qualified"]])
+        module.__classes__[".".join([*entry["namespace"], entry["name"]])] = \
+            made[entry["qualified"]]
 
 
 def _callable(function: dict, lib, context: types.Context):
@@ -79,6 +104,10 @@ def _wrapper(function: dict, raw, context: types.Context):
     namespace, actuals = {"_raw": raw}, []
     for position, (name, param) in enumerate(zip(names, function["params"])):
         kind = types.kind_of(param["type"])
+        inline = getattr(kind, "inline_argument", lambda _name: None)(name)
+        if inline is not None:
+            actuals.append(inline)
+            continue
         where = f"{function['export']}(): argument {param['name']!r}"
         converter = kind.argument_converter(context, where)
         if converter is None:
@@ -87,8 +116,15 @@ def _wrapper(function: dict, raw, context: types.Context):
         namespace[f"_a{position}"] = converter
         actuals.append(f"{'*' if kind.arity == 2 else ''}_a{position}({name})")
     call = f"_raw({', '.join(actuals)})"
-    namespace["_result"] = types.kind_of(function["ret"]).result_converter(context)
-    body = f"return {call}" if namespace["_result"] is None else f"return _result({call})"
+    result = types.kind_of(function["ret"])
+    namespace["_result"] = result.result_converter(context)
+    if namespace["_result"] is None:
+        body = f"return {call}"
+    elif getattr(result, "keeps_receiver", False) and function["params"] and \
+            function["params"][0]["type"].get("receiver"):
+        body = f"return _result({call}, {names[0]})"  # a method: its result borrows
+    else:
+        body = f"return _result({call})"
     # Defined under a fixed name, so that a C++ function called `_raw` cannot shadow
     # the names the body uses; it is then named after its function.
     text = f"def _wrapper({', '.join(names)}):\n    {body}\n"

@@ -571,10 +571,13 @@ class Vector(_HeldBuffer):
     def cpp(self) -> str:
         return f"std::vector<{cpp_name(self.tag)}>"
 
+    def _dtype(self, context: Context):
+        return context.numpy.dtype(dtype_char(self.tag))
+
     def result_converter(self, context: Context):
         """A NumPy array over the vector's own memory; freed when the array is."""
         numpy, ffi, release = context.numpy, context.ffi, context.lib.pm_release
-        dtype = numpy.dtype(dtype_char(self.tag))
+        dtype = self._dtype(context)
 
         def take_vector(buffer):
             if buffer.size == 0:
