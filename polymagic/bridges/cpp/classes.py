@@ -18,10 +18,15 @@ passed where its base is expected is shifted by the same offset (`_offsets`).
 from __future__ import annotations
 
 import copyreg
+import types as pytypes
 from collections import defaultdict
 
 from ...errors import ConversionError
-from . import overloads
+from . import fastcalls, overloads
+
+# Members that are dunders but a const view must know (and shifted bases rebind).
+_DUNDER_MEMBERS = {"__call__", "__getitem__", "__iadd__", "__isub__", "__imul__",
+                   "__itruediv__"}
 
 
 class CppClass(type):
@@ -70,8 +75,11 @@ def make_classes(plan: dict, module, context, wrap) -> dict:
     """{qualified C++ name: Python class} for the plan's classes; `wrap(member)` is
     module.py's generated wrapper of one member function."""
     classes = context.classes
-    for entry in plan.get("classes", ()):
-        classes[entry["qualified"]] = _make_class(entry, module, context, wrap)
+    for index, entry in enumerate(plan.get("classes", ())):
+        cls = classes[entry["qualified"]] = _make_class(entry, module, context, wrap)
+        fast = [m for m in fastcalls.fast_members(entry) if m["role"] == "method"]
+        fastcalls.install(context.lib, index, cls, CppObject.__dict__["_address"],
+                          tuple(cls._wrappers[m["python"]] for m in fast))
     return classes
 
 
@@ -91,6 +99,9 @@ def _make_class(entry: dict, module, context, wrap):
         _add_member(namespace, properties, role, python, members, context, wrap)
     for name, (getter, setter) in properties.items():
         namespace[name] = property(getter, setter, doc=getter.__doc__)
+    namespace["_wrappers"] = {name: value for name, value in namespace.items()
+                              if isinstance(value, (property, pytypes.FunctionType))
+                              and not name.startswith("_") or name in _DUNDER_MEMBERS}
     cls = CppClass(entry["name"], bases, namespace)
     cls._offsets = _offsets(cls, entry, context)
     _rebind_shifted_bases(cls, entry, context)
@@ -189,15 +200,21 @@ def _offsets(cls, entry: dict, context) -> dict:
 
 
 def _rebind_shifted_bases(cls, entry: dict, context) -> None:
+    """Members of a base at a nonzero offset, called with the base's address."""
     for base_name in entry["bases"]:
         shift = cls._offsets[base_name]
         if shift == 0:
             continue
-        for klass in context.classes[base_name].__mro__:
-            for name, value in vars(klass).items():
-                if callable(value) and not name.startswith("__") and \
-                        name not in vars(cls):
-                    setattr(cls, name, _shifted(value, shift))
+        for klass in context.classes[base_name].__mro__[::-1]:
+            for name, value in vars(klass).get("_wrappers", {}).items():
+                if name in vars(cls):
+                    continue
+                if isinstance(value, property):
+                    value = property(_shifted(value.fget, shift),
+                                     value.fset and _shifted(value.fset, shift))
+                else:
+                    value = _shifted(value, shift)
+                setattr(cls, name, value)
 
 
 def _shifted(method, shift: int):
@@ -232,10 +249,8 @@ def _const_class(cls):
     for klass in reversed(cls.__mro__):
         for name in klass.__dict__.get("_mutating", ()):
             namespace[name] = _refuse(cls, name)
-        for name, value in vars(klass).items():
-            if isinstance(value, property) and value.fset is not None:
-                namespace[name] = property(value.fget, _refuse(cls, name),
-                                           doc=value.__doc__)
+        for name in klass.__dict__.get("_fields", ()):
+            namespace[name] = property(getattr(cls, name).__get__, _refuse(cls, name))
     view = CppClass(f"const {cls.__name__}", (cls,), namespace)
     cls._const_view = view
     return view
