@@ -99,6 +99,7 @@ def _make_class(entry: dict, module, context, wrap):
         _add_member(namespace, properties, role, python, members, context, wrap)
     for name, (getter, setter) in properties.items():
         namespace[name] = property(getter, setter, doc=getter.__doc__)
+    _add_protocols(namespace, entry)
     namespace["_wrappers"] = {name: value for name, value in namespace.items()
                               if isinstance(value, (property, pytypes.FunctionType))
                               and not name.startswith("_") or name in _DUNDER_MEMBERS}
@@ -107,6 +108,23 @@ def _make_class(entry: dict, module, context, wrap):
     _rebind_shifted_bases(cls, entry, context)
     _set_dtype(cls, entry, context)
     return cls
+
+
+def _add_protocols(namespace: dict, entry: dict) -> None:
+    """Python's protocols a C++ class implies: len() and iteration from size() and
+    operator[] (C++'s [] does not check bounds, so iteration stops at size()), and an
+    abstract class refusing construction."""
+    if "size" in namespace:
+        namespace["__len__"] = lambda self: self.size()
+        if "__getitem__" in namespace:
+            namespace["__iter__"] = lambda self: (self[i] for i in range(self.size()))
+    if entry["abstract"]:
+        pure = ", ".join(m["python"] for m in entry["members"] if m.get("pure")) or "?"
+
+        def __init__(self, *args, **kwargs):
+            raise TypeError(f"{entry['name']} is abstract in C++ (pure virtual: {pure}): "
+                            f"construct one of its concrete subclasses")
+        namespace["__init__"] = __init__
 
 
 def _add_member(namespace, properties, role, python, members, context, wrap) -> None:

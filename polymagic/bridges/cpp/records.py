@@ -217,6 +217,7 @@ class Reader:
         function["params"].insert(0, self._receiver(entry, cursor.is_const_method()))
         function["const"] = cursor.is_const_method()
         function["virtual"] = cursor.is_virtual_method()
+        function["pure"] = cursor.is_pure_virtual_method()
         if name.startswith("operator"):
             return self._operator(entry, function, name[len("operator"):].strip())
         return member(entry, function, "method", name, f"({{0}}).{name}({{rest}})")

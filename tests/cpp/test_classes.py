@@ -1,0 +1,269 @@
+"""C++ classes and structs from a cell become Python classes (records.py, classes.py)."""
+import gc
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import polymagic as pm
+from polymagic.errors import ConversionError, CppError, UnsupportedSignature
+
+if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
+    pytest.skip("no C++ compiler on PATH", allow_module_level=True)
+
+CELL = r"""
+#include <ostream>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+static int alive = 0;
+int alive_count() { return alive; }
+
+struct Particle { double x = 0, v = 0; void step(double dt) { x += v * dt; } };
+double energy(const Particle& p) { return 0.5 * p.v * p.v; }
+Particle launched(double v) { Particle p; p.v = v; return p; }
+void advance(Particle* ps, long n, double dt) { for (long i = 0; i < n; ++i) ps[i].step(dt); }
+double total_x(std::span<const Particle> ps) { double t = 0; for (auto& p : ps) t += p.x; return t; }
+std::vector<Particle> row(int n) { std::vector<Particle> out(n); for (int i = 0; i < n; ++i) out[i].x = i; return out; }
+
+class Histogram {
+  public:
+    Histogram() : Histogram(10, 0.0, 1.0) {}
+    Histogram(int bins, double lo, double hi) : lo_(lo), hi_(hi), counts_(bins) { ++alive; }
+    Histogram(const Histogram& other) : label(other.label), lo_(other.lo_), hi_(other.hi_), counts_(other.counts_) { ++alive; }
+    ~Histogram() { --alive; }
+    void fill(std::span<const double> xs) {
+        for (double x : xs) {
+            long bin = (long)((x - lo_) / (hi_ - lo_) * counts_.size());
+            if (bin >= 0 && bin < (long)counts_.size()) counts_[bin]++;
+        }
+    }
+    std::vector<long> counts() const { return counts_; }
+    long size() const { return counts_.size(); }
+    long operator[](long i) const { if (i >= (long)counts_.size()) throw std::out_of_range("bin"); return counts_[i]; }
+    std::string label;
+    static int version() { return 3; }
+  private:
+    double lo_, hi_;
+    std::vector<long> counts_;
+};
+
+namespace geo {
+struct Vec {
+    double x, y;
+    Vec operator+(const Vec& o) const { return {x + o.x, y + o.y}; }
+    Vec operator-() const { return {-x, -y}; }
+    Vec& operator+=(const Vec& o) { x += o.x; y += o.y; return *this; }
+    bool operator==(const Vec& o) const { return x == o.x && y == o.y; }
+    bool operator<(const Vec& o) const { return x < o.x; }
+    double operator()(double k) const { return k * (x + y); }
+};
+std::ostream& operator<<(std::ostream& s, const Vec& v) { return s << "Vec(" << v.x << ", " << v.y << ")"; }
+Vec operator*(const Vec& v, double k) { return {v.x * k, v.y * k}; }
+}
+
+struct Body {
+    geo::Vec position{1, 2};
+    const geo::Vec& where() const { return position; }
+    geo::Vec& at() { return position; }
+};
+static Body world_body;
+Body* world() { return &world_body; }
+
+struct Shape { virtual ~Shape() = default; virtual double area() const = 0; };
+struct Square : Shape { double side = 1; double area() const override { return side * side; } };
+double area_of(const Shape& s) { return s.area(); }
+
+struct Named { std::string name = "n"; virtual ~Named() = default; };
+struct Tagged : Named, Particle { int tag = 7; };
+double x_of(const Particle& p) { return p.x; }
+
+template <class T> struct Box { T value; };
+"""
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory):
+    os.environ["POLYMAGIC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = pm.cpp(CELL)
+    module.caught = [str(w.message) for w in caught if w.category is UnsupportedSignature]
+    return module
+
+
+def test_struct_fields_methods_and_aggregate_init(cell):
+    p = cell.Particle()
+    assert (p.x, p.v) == (0.0, 0.0)  # C++'s default member initialisers ran
+    p.v = 2.0
+    p.step(0.5)
+    assert p.x == 1.0
+    q = cell.Particle(1.0, v=3.0)
+    assert (q.x, q.v, cell.energy(q)) == (1.0, 3.0, 4.5)
+    with pytest.raises(TypeError, match="no public field 'w'"):
+        cell.Particle(w=1)
+    with pytest.raises(ConversionError, match="expects float"):
+        p.step("fast")
+    p.step(dt=1.0)  # keywords reach the same method
+    assert p.x == 3.0
+
+
+def test_constructor_overloads_static_and_string_field(cell):
+    default, sized = cell.Histogram(), cell.Histogram(4, 0.0, 1.0)
+    assert (len(default), len(sized)) == (10, 4)
+    sized.fill(np.array([0.1, 0.2, 0.6, 0.9]))
+    assert sized.counts().tolist() == [2, 0, 1, 1]
+    assert list(sized) == [2, 0, 1, 1]  # iteration stops at size()
+    with pytest.raises(IndexError, match="bin"):
+        sized[9]
+    copy = cell.Histogram(sized)  # the copy constructor
+    assert copy.counts().tolist() == [2, 0, 1, 1]
+    sized.label = "energies"
+    assert sized.label == "energies" and copy.label == ""
+    assert cell.Histogram.version() == 3
+    with pytest.raises(TypeError):
+        cell.Histogram("ten")
+
+
+def test_destructor_runs_when_python_object_dies(cell):
+    gc.collect()  # objects of earlier tests, held by their tracebacks' frames
+    before = cell.alive_count()
+    h = cell.Histogram(3, 0.0, 1.0)
+    assert cell.alive_count() == before + 1
+    del h
+    gc.collect()
+    assert cell.alive_count() == before
+
+
+def test_operators(cell):
+    Vec = cell.geo.Vec
+    a, b = Vec(1, 2), Vec(3, 4)
+    assert a + b == Vec(4, 6)
+    assert str(-a) == "Vec(-1, -2)"
+    assert (a * 2.0).x == 2.0  # a free operator, as a method of its first operand
+    assert a < b and not b < a
+    assert a(10.0) == 30.0
+    c = a
+    c += b
+    assert c is a and str(a) == "Vec(4, 6)"
+    with pytest.raises(TypeError):
+        a + 1  # NotImplemented from C++, then Python's TypeError
+
+
+def test_ownership_of_results(cell):
+    owned = cell.launched(2.0)
+    assert owned._owned and owned.v == 2.0
+    body = cell.Body()
+    inner = body.at()  # a reference into body: borrowed, keeps body alive
+    assert not inner._owned and inner._keep is body
+    inner.x = 9
+    assert body.position.x == 9
+    body.position.y = 5  # a field of class type is a reference too
+    assert body.where().y == 5
+    del body
+    gc.collect()
+    assert inner.x == 9
+    shared = cell.world()  # a pointer from a free function: C++ owns it
+    assert not shared._owned and shared._keep is None
+
+
+def test_const_reference_is_read_only(cell):
+    body = cell.Body()
+    view = body.where()
+    assert view.x == 1.0 and str(view) == "Vec(1, 2)"
+    with pytest.raises(TypeError, match="const reference"):
+        view.x = 3
+    with pytest.raises(TypeError, match="const reference"):
+        view += cell.geo.Vec(1, 1)
+
+
+def test_inheritance_virtual_and_abstract(cell):
+    square = cell.Square()
+    square.side = 3
+    assert isinstance(square, cell.Shape)
+    assert cell.area_of(square) == 9.0 and square.area() == 9.0
+    with pytest.raises(TypeError, match="abstract"):
+        cell.Shape()
+
+
+def test_base_at_an_offset(cell):
+    tagged = cell.Tagged()
+    assert cell.Tagged._offsets["::Particle"] != 0  # Named comes first
+    tagged.x, tagged.v = 1.5, 2.0
+    tagged.step(1.0)  # the inherited method gets the Particle part's address
+    assert tagged.x == 3.5 and cell.x_of(tagged) == 3.5 and tagged.name == "n"
+
+
+def test_structured_arrays_cross_without_copying(cell):
+    dtype = cell.Particle.dtype
+    assert dtype.names == ("x", "v") and dtype.itemsize == 16
+    particles = np.zeros(3, dtype)
+    particles["v"] = [1, 2, 3]
+    cell.advance(particles, len(particles), 2.0)  # C++ writes into NumPy's memory
+    assert particles["x"].tolist() == [2, 4, 6]
+    assert cell.total_x(particles) == 12.0
+    made = cell.row(4)
+    assert made.dtype == dtype and made["x"].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ConversionError, match="dtype"):
+        cell.total_x(np.zeros(3))
+    assert cell.Histogram.dtype is None  # private fields: no byte image
+
+
+def test_pickling(cell):
+    p = cell.Particle(1.0, 2.0)
+    again = pickle.loads(pickle.dumps(p))
+    assert type(again) is cell.Particle and (again.x, again.v) == (1.0, 2.0)
+    assert again._address != p._address
+    assert pickle.loads(pickle.dumps(cell.Particle)) is cell.Particle
+    with pytest.raises(TypeError, match="not a trivially copyable struct"):
+        pickle.dumps(cell.Histogram())
+
+
+def test_templates_are_skipped_with_a_reason(cell):
+    assert any("Box" in message and "class templates" in message
+               for message in cell.caught)
+
+
+def test_namespaced_class_path(cell):
+    assert cell.geo.Vec.__qualname__ == "geo.Vec"
+    assert cell.__classes__["geo.Vec"] is cell.geo.Vec
+
+
+def test_rerun_cell_redefines_class(tmp_path):
+    first = pm.cpp("struct Counter { int n = 1; int next() { return ++n; } };")
+    second = pm.cpp("struct Counter { int n = 10; int next() { return n += 10; } };")
+    old, new = first.Counter(), second.Counter()
+    assert (old.next(), new.next()) == (2, 20)
+
+
+def test_fault_in_a_method_keeps_the_process(tmp_path):
+    """A segfault in a method is a CppFault; the process goes on (child process)."""
+    script = textwrap.dedent("""
+        import polymagic as pm
+        from polymagic.errors import CppFault
+        m = pm.cpp("struct Bad { int* p = nullptr; int read() { return *p; } };")
+        try:
+            m.Bad().read()
+        except CppFault as error:
+            print("fault", error.signal)
+        print("after", pm.cpp("int one() { return 1; }").one())
+    """)
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert "fault" in result.stdout, result.stderr
+    assert "after" in result.stdout
+
+
+def test_exception_in_method_names_the_cell_line(cell):
+    with pytest.raises(CppError) as raised:
+        cell.Histogram(2, 0.0, 1.0)[5]
+    assert "cell line" in str(raised.value)
