@@ -11,7 +11,8 @@
     ├── HubNameError (NameError, KeyError)   the shared namespace lacks a name
     ├── MagicNameError (NameError)           a magic option names no Python variable
     ├── ConversionError (TypeError)          a value cannot cross
-    │   └── CopyRequired (ValueError)        copy=False, but only a copy can cross
+    │   ├── CopyRequired (ValueError)        copy=False, but only a copy can cross
+    │   └── OverloadError                    no C++ overload takes these argument types
     ├── ThreadError (RuntimeError)           a one-thread runtime entered from another
     ├── CompileError                         compiler/linker diagnostics, cell lines
     ├── UnsupportedType                      (internal) a C++ type that cannot cross
@@ -119,6 +120,12 @@ class ConversionError(PolymagicError, TypeError):
 
 class CopyRequired(ConversionError, ValueError):
     """copy=False was asked, but the value can only cross as a copy."""
+
+
+class OverloadError(ConversionError):
+    """No overload of a C++ function takes the arguments' types; the message lists
+    every overload's signature and the types given (pybind11's "incompatible function
+    arguments")."""
 
 
 class ThreadError(PolymagicError, RuntimeError):

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ...errors import CompileError
-from . import types
+from . import instantiations, types
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
@@ -112,11 +112,10 @@ def _parse(source: str, args: list[str]) -> dict:
               if d.severity >= cindex.Diagnostic.Error]
     functions, skipped, declared = [], [], {}
     imported, defined = {}, set()
+    templates = []  # exported through the explicit instantiations the cell writes
     for cursor in _top_level(unit.cursor, cindex):
         if cursor.kind == cindex.CursorKind.FUNCTION_TEMPLATE:
-            skipped.append({"name": cursor.spelling, "line": cursor.location.line,
-                            "reason": "templates are not exported (call it from a "
-                                      "plain function, or instantiate it in one)"})
+            templates.append(cursor)
             continue
         if not cursor.is_definition():
             if _is_python_import(cursor, cindex):
@@ -137,7 +136,9 @@ def _parse(source: str, args: list[str]) -> dict:
             defined.add(cursor.get_usr())
         elif _is_python_import(cursor, cindex):
             imported.setdefault(cursor.get_usr(), cursor)
-    _name_exports(functions, skipped)
+    functions += instantiations.read(unit, templates, source, args, CELL_FILE,
+                                     lambda cursor: _function(cursor, cindex), skipped)
+    _name_exports(functions)
     for number, function in enumerate(functions):
         function["symbol"] = f"pm_f{number}"
         function["index"] = number
@@ -259,8 +260,11 @@ def _function(cursor, cindex) -> dict:
             "params": params, "ret": result}
 
 
-def _name_exports(functions: list, skipped: list) -> None:
-    """Overloads are exported as name__<types>, so every export name is unique."""
+def _name_exports(functions: list) -> None:
+    """Overloads (several functions, or template instantiations, of one name) are
+    bound under their name as one callable that dispatches on the arguments' types
+    (overloads.py, module.py); each is also exported alone as name__<types>
+    (`twice__double`), so every export name is unique."""
     by_name = defaultdict(list)
     for function in functions:
         by_name[function["name"]].append(function)
@@ -271,12 +275,10 @@ def _name_exports(functions: list, skipped: list) -> None:
         for function in group:
             suffix = "_".join(types.kind_of(p["type"]).overload_tag()
                               for p in function["params"]) or "void"
-            export = f"{name}__{suffix}"
-            if export in taken:
-                functions.remove(function)
-                skipped.append({"name": name, "line": function["line"], "warn": True,
-                                "reason": f"its overload name {export!r} is taken"})
-                continue
+            export, number = f"{name}__{suffix}", 1
+            while export in taken:  # a function so named, or the same parameter types
+                number += 1
+                export = f"{name}__{suffix}_{number}"
             taken.add(export)
             function["export"] = export
             function["overload_of"] = name
