@@ -27,7 +27,7 @@ class CppMagics(Magics):
               help="Search DIR for libraries (repeatable).")
     @argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
               help="Search DIR for headers (repeatable).")
-    @argument("--std", default="c++17", help="C++ standard (c++20 for std::span).")
+    @argument("--std", default=None, help="C++ standard (default c++20).")
     @argument("-O", dest="optimize", default="2", metavar="LEVEL",
               choices=["0", "1", "2", "3", "s", "fast", "g"],
               help="Optimisation level: 0, 1, 2, 3, s, fast (default 2).")
@@ -60,6 +60,9 @@ class CppMagics(Magics):
         namespace = self.shell.user_ns
         for export in module.__exports__:
             namespace[export] = getattr(module, export)
+        for path in getattr(module, "__classes__", {}):  # classes; namespaces as objects
+            top = path.partition(".")[0]
+            namespace[top] = getattr(module, top)
         if args.name:
             namespace[args.name] = module
 
