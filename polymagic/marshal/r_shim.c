@@ -115,6 +115,7 @@ PyMODINIT_FUNC PyInit__polymagic_r_shim(void)
         PyModule_AddFunctions(module, pm_closure_methods) < 0 ||
         PyModule_AddFunctions(module, pm_object_methods) < 0 ||
         PyModule_AddFunctions(module, pm_call_methods) < 0 ||
+        PyModule_AddFunctions(module, pm_hub_methods) < 0 ||
         pm_add_object_types(module) < 0) {
         Py_DECREF(module);
         return NULL;

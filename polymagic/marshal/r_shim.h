@@ -7,6 +7,7 @@
  *   r_shim_closures.c  R closures that call Python callables
  *   r_shim_objects.c   reading R objects from Python, building them from Python values
  *   r_shim_calls.c     Python -> R calls evaluated in C
+ *   r_shim_hub.c       R's py$name: the shared Python namespace read from R
  *
  * Functions take and return R objects as integer addresses. Every function that
  * creates an R object returns it R_PreserveObject'ed (r_shim.py hands the preservation
@@ -50,6 +51,19 @@ int pm_is_view(SEXP x);            /* one of our ALTREP vectors */
 /* ---- r_shim_closures.c -------------------------------------------------------------- */
 
 extern PyMethodDef pm_closure_methods[];
+/* R context: a new closure calling `function`, whose reference it takes over (dropped
+ * first when R fails, then R's error). */
+SEXP pm_closure_over(PyObject *function);
+/* The callable behind a closure made here (borrowed; NULL for any other R object). */
+PyObject *pm_closure_callable(SEXP x);
+/* Under the GIL: */
+const char *pm_note_failure(void);   /* the exception set, as R's error text (cleared) */
+void pm_python_section(int entering);  /* 1/0: Python's SIGINT handler in/out */
+PyObject *pm_value_to_r_pair(PyObject *value);  /* marshal's to_r: (address, keepalive) */
+
+/* ---- r_shim_hub.c ------------------------------------------------------------------- */
+
+extern PyMethodDef pm_hub_methods[];
 
 /* ---- r_shim_calls.c ---------------------------------------------------------------- */
 

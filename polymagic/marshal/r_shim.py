@@ -24,7 +24,7 @@ from ..errors import BridgeUnavailable, CompileError, ConversionError, RError
 
 HERE = Path(__file__).parent
 SOURCES = ("r_shim.c", "r_shim_views.c", "r_shim_closures.c", "r_shim_objects.c",
-           "r_shim_calls.c")
+           "r_shim_calls.c", "r_shim_hub.c")
 HEADERS = ("r_shim.h",)
 MODULE_NAME = "_polymagic_r_shim"
 KIND_REAL, KIND_INTEGER, KIND_COMPLEX = 0, 1, 2

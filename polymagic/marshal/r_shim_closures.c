@@ -132,9 +132,10 @@ static int pm_callback_result(PyObject *result, pm_callback_value *value, SEXP *
     return 0;
 }
 
-/* The exception now set as R's error text in pm_error_message (marshal keeps the
- * exception object to re-raise it when the R call fails). */
-static void pm_note_failure(void)
+/* The exception now set as R's error text, returned (a static buffer: use it before
+ * the next failure); marshal keeps the exception object to re-raise it when the R call
+ * fails. Under the GIL. */
+const char *pm_note_failure(void)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
@@ -150,6 +151,23 @@ static void pm_note_failure(void)
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
+    return pm_error_message;
+}
+
+void pm_python_section(int entering)
+{
+    pm_runtime_hook hook = entering ? pm_python_section_begin : pm_python_section_end;
+    if (hook != NULL)
+        hook();
+}
+
+PyObject *pm_value_to_r_pair(PyObject *value)
+{
+    if (pm_value_to_r == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "polymagic's callback hooks are not set");
+        return NULL;
+    }
+    return PyObject_CallOneArg(pm_value_to_r, value);
 }
 
 /* The Python side of a call, under the GIL, calling nothing in R that can fail:
@@ -161,13 +179,11 @@ static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **n
     int ok = 0;
     if (pm_callback_arguments(args, n, names, &positional, &keywords) == 0) {
         /* Ctrl-C in a long Python callback raises KeyboardInterrupt there */
-        if (pm_python_section_begin != NULL)
-            pm_python_section_begin();
+        pm_python_section(1);
         result = PyObject_Call(callable, positional, keywords);
         ok = result != NULL &&
              pm_callback_result(result, value, out, result_slot) == 0;
-        if (pm_python_section_end != NULL)
-            pm_python_section_end();
+        pm_python_section(0);
     }
     if (!ok)
         pm_note_failure();
@@ -179,7 +195,7 @@ static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **n
 
 /* A new R closure over `function`, whose reference it takes over; R's error (the
  * reference dropped first) when R cannot make it. */
-static SEXP pm_function_result(PyObject *function)
+SEXP pm_closure_over(PyObject *function)
 {
     pm_function_request request = {NULL, NULL, 0};
     if (!R_ToplevelExec(pm_make_function_body, &request)) {
@@ -221,7 +237,7 @@ static SEXP pm_call_python(SEXP args)
     if (value.is_scalar)
         out = pm_new_scalar(&value.scalar);      /* no Python reference is held now */
     else if (value.function != NULL)
-        out = pm_function_result(value.function);
+        out = pm_closure_over(value.function);
     UNPROTECT(1);
     return out;
 }
@@ -286,6 +302,20 @@ static PyObject *py_make_function(PyObject *self, PyObject *callable)
     return PyLong_FromVoidPtr(request.result);
 }
 
+PyObject *pm_closure_callable(SEXP x)
+{
+    if (TYPEOF(x) != CLOSXP)
+        return NULL;
+    SEXP body = BODY(x);
+    if (TYPEOF(body) != LANGSXP || Rf_length(body) != 4)
+        return NULL;
+    SEXP routine = CADR(body), handle = CADDR(body);
+    if (TYPEOF(routine) != EXTPTRSXP || TYPEOF(handle) != EXTPTRSXP ||
+        R_ExternalPtrAddrFn(routine) != (DL_FUNC) pm_call_python)
+        return NULL;
+    return (PyObject *) R_ExternalPtrAddr(handle);
+}
+
 /* python_callable(address) -> the Python callable behind an R function we made, or None. */
 static PyObject *py_python_callable(PyObject *self, PyObject *arg)
 {
@@ -293,17 +323,10 @@ static PyObject *py_python_callable(PyObject *self, PyObject *arg)
     SEXP x = pm_sexp_arg(arg);
     if (PyErr_Occurred())
         return NULL;
-    if (TYPEOF(x) != CLOSXP)
+    PyObject *callable = pm_closure_callable(x);
+    if (callable == NULL)
         Py_RETURN_NONE;
-    SEXP body = BODY(x);
-    if (TYPEOF(body) != LANGSXP || Rf_length(body) != 4)
-        Py_RETURN_NONE;
-    SEXP routine = CADR(body), handle = CADDR(body);
-    if (TYPEOF(routine) != EXTPTRSXP || TYPEOF(handle) != EXTPTRSXP ||
-        R_ExternalPtrAddrFn(routine) != (DL_FUNC) pm_call_python ||
-        R_ExternalPtrAddr(handle) == NULL)
-        Py_RETURN_NONE;
-    return Py_NewRef((PyObject *) R_ExternalPtrAddr(handle));
+    return Py_NewRef(callable);
 }
 
 PyMethodDef pm_closure_methods[] = {

@@ -131,9 +131,12 @@ class _Session:
         """`py` in R: `py$f(x)` calls a Python function of the shared namespace."""
         ri, to_r = self.ri, self.marshal.to_r
         env = ri.baseenv["attach"](ri.NULL, name="polymagic")
-        env["py_get"] = to_r(lambda name: hub.lookup(str(name), "R"))
-        env["py_set"] = to_r(hub.assign)
+        env["py_set"] = to_r(hub.assign)  # (the first to_r of a callable sets its hooks)
         env["py_names"] = to_r(lambda: sorted(n for n in hub.namespace() if n[0] != "_"))
+        # py$name in C (marshal/r_shim_hub.c): looked up at each use, closures kept
+        getter = marshal_shim.shim().hub_getter(hub.namespace,
+                                                lambda name: hub.lookup(name, "R"))
+        env["py_get"] = marshal_shim.adopt(getter, type(env["py_set"]))
         ri.baseenv["eval"](ri.parse(_r_source("hub.R")), env)
 
     # R's console output, in order, to whatever sys.stdout / sys.stderr are now.
