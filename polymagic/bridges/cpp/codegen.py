@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 
-from . import capi, sources
+from . import capi, containers, sources
 from .records import all_functions
 from .types import StdFunction, Void, kind_of
 
@@ -143,7 +143,7 @@ def translation_unit(source: str, plan: dict) -> str:
     imports = plan.get("imports", [])
     parts = ['#line 1 "cell"\n', source, f'#line 1 "{TRAMPOLINE_FILE}"\n',
              sources.text("faults.h"), sources.text("cell_prelude.hpp"),
-             capi.cpp_declarations(plan),
+             capi.cpp_declarations(plan), containers.cpp_support(plan),
              "".join(definition for _name, definition, _cdef in _assigners(imports))]
     if any(isinstance(kind_of(p["type"]), StdFunction) for f in all_functions(plan)
            for p in f["params"]):
@@ -182,7 +182,8 @@ def _c_declarations(plan: dict) -> list[str]:
     return ([_c_prototype(f) for f in all_functions(plan)] +
             [f"extern {c_slot_type(f, f['slot'])};" for f in imports
              if not capi.is_fast_import(f)] +
-            [cdef_line for _name, _definition, cdef_line in _assigners(imports)])
+            [cdef_line for _name, _definition, cdef_line in _assigners(imports)] +
+            containers.cdef_lines(plan))
 
 
 def cdef(plan: dict) -> str:
@@ -195,7 +196,8 @@ def glue_preamble(plan: dict, module_name: str) -> str:
     prototypes and its C-API callers."""
     return (f'#define PM_MODULE_NAME "{module_name}"\n' + sources.text("glue_cdef.h") +
             sources.text("glue_preamble.c") + "\n".join(_c_declarations(plan)) + "\n" +
-            sources.text("faults.h") + capi.glue_code(plan))
+            sources.text("faults.h") + capi.glue_code(plan) +
+            containers.glue_support(plan))
 
 
 def emit_glue(plan: dict, module_name: str, path) -> None:

@@ -18,7 +18,7 @@ from ...errors import CompileError, DamagedCacheEntry
 from ...progress import cell_label
 from ...toolchain import compiler, compiler_identity, load_extension
 from ...tracebacks import entry_point
-from .options import CppOptions
+from .options import DEFAULT_STD, CppOptions
 
 __all__ = ["cpp", "CppOptions"]
 
@@ -30,14 +30,14 @@ PLAN_FILE = "plan.json"
 
 @entry_point
 def cpp(source: str, *, compile_args=(), link_args=(), libraries=(), library_dirs=(),
-        include_dirs=(), std: str = "c++17", optimize="2", name: str | None = None,
+        include_dirs=(), std: str = DEFAULT_STD, optimize="2", name: str | None = None,
         force: bool = False, verbose: bool = False):
     """Compile C++ `source` and return a module of its top-level functions.
 
     compile_args/link_args: extra compiler/linker flags (a string or a list);
-    libraries (-l), library_dirs (-L), include_dirs (-I); std ("c++20" for
-    std::span); optimize ("2" for -O2); name: the module's name; force: rebuild even
-    if cached; verbose: print the compiler commands and their output.
+    libraries (-l), library_dirs (-L), include_dirs (-I); std (the language
+    standard, "c++20" by default); optimize ("2" for -O2); name: the module's name;
+    force: rebuild even if cached; verbose: print the compiler commands and their output.
     """
     options = CppOptions.make(compile_args, link_args, libraries, library_dirs,
                               include_dirs, std, optimize, name, force, verbose)

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ...errors import CompileError
-from . import instantiations, types
+from . import containers, instantiations, types
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
@@ -316,6 +316,8 @@ def _callback_spec(proto, kind: type, cindex) -> dict:
 
 def _param_spec(type_, cindex) -> dict:
     kind = type_.kind
+    if (spec := containers.param_spec(type_, cindex, types.SCALARS)) is not None:
+        return spec
     if kind.name in types.SCALARS:
         return types.Scalar.spec_of(kind.name)
     if kind == cindex.TypeKind.POINTER:
@@ -349,9 +351,6 @@ def _param_spec(type_, cindex) -> dict:
                                    const=element.is_const_qualified())
         if name == "std::function":
             return _callback_spec(_template_args(type_)[0], types.StdFunction, cindex)
-        if name == "std::vector":
-            raise Unsupported("std::vector parameters would copy; take "
-                              "std::span<const T> or const T* for a NumPy array")
     raise Unsupported("this type cannot cross between Python and C++")
 
 
@@ -366,6 +365,8 @@ def _string_form(type_, cindex) -> str | None:
 
 
 def _result_spec(type_, cindex) -> dict:
+    if (spec := containers.result_spec(type_, cindex, types.SCALARS)) is not None:
+        return spec
     kind = type_.kind
     if kind == cindex.TypeKind.VOID:
         return types.Void.make()
@@ -383,4 +384,5 @@ def _result_spec(type_, cindex) -> dict:
         element = _template_args(type_)[0]
         return types.Vector.make(tag=_scalar_tag(element, cindex, allow_bool=False))
     raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
-                      "void, const char*, std::string, std::vector<arithmetic>)")
+                      "void, const char*, std::string, std::string_view, and the "
+                      "standard containers of docs/cpp.md)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 
 from ...errors import ConversionError, UnsupportedType
+from . import containers
 
 # clang TypeKind name -> (C spelling, C++ spelling, NumPy dtype char, short tag)
 SCALARS = {
@@ -736,7 +737,8 @@ class StdFunction(_Callback):
         return "", f"    pm_py_keep pm_keep{position}(a{position}_py);\n"
 
 
-KINDS = {cls.name: cls for cls in (Void, Scalar, Array, Span, CString, String, Vector,
+KINDS = {cls.name: cls for cls in (*containers.kinds(Kind, String),  # containers.py
+                                   Void, Scalar, Array, Span, CString, String, Vector,
                                    FunctionPointer, StdFunction)}
 
 
