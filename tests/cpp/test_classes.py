@@ -267,3 +267,92 @@ def test_exception_in_method_names_the_cell_line(cell):
     with pytest.raises(CppError) as raised:
         cell.Histogram(2, 0.0, 1.0)[5]
     assert "cell line" in str(raised.value)
+
+
+DIRECTOR_CELL = r"""
+static int shapes_alive = 0;
+int alive_shapes() { return shapes_alive; }
+struct Shape {
+    Shape() { ++shapes_alive; }
+    virtual ~Shape() { --shapes_alive; }
+    virtual double area() const = 0;
+    virtual double scaled(double k) const { return k * area(); }
+    virtual void grow(int n) { grown += n; }
+    int grown = 0;
+};
+struct Square : Shape { double side = 1; double area() const override { return side * side; } };
+double total_area(const Shape& a, const Shape& b) { return a.area() + b.scaled(2.0); }
+void grow_twice(Shape& s) { s.grow(1); s.grow(2); }
+"""
+
+
+@pytest.fixture(scope="module")
+def shapes(cell):  # `cell` sets this module's cache directory
+    return pm.cpp(DIRECTOR_CELL)
+
+
+def test_python_subclass_overrides_virtual_methods_cpp_calls(shapes):
+    class Circle(shapes.Shape):
+        def __init__(self, r):
+            super().__init__()
+            self.r = r
+
+        def area(self):
+            return 3.0 * self.r * self.r
+
+    circle = Circle(2.0)
+    assert shapes.total_area(circle, shapes.Square()) == 12.0 + 2.0  # C++ called Python
+    assert shapes.total_area(shapes.Square(), circle) == 1.0 + 24.0  # via C++'s scaled
+
+
+def test_super_reaches_the_cpp_implementation(shapes):
+    class Bigger(shapes.Shape):
+        def area(self):
+            return 10.0
+
+        def scaled(self, k):
+            return 100 * k + super().scaled(k)
+
+        def grow(self, n):
+            super().grow(n * 10)
+
+    bigger = Bigger()
+    assert shapes.total_area(shapes.Square(), bigger) == 1.0 + 200.0 + 20.0
+    shapes.grow_twice(bigger)
+    assert bigger.grown == 30
+
+
+def test_python_subclass_must_define_pure_virtuals(shapes):
+    class Incomplete(shapes.Shape):
+        pass
+
+    with pytest.raises(TypeError, match="must define area"):
+        Incomplete()
+
+
+def test_python_exception_in_an_override_unwinds_through_cpp(shapes):
+    class Failing(shapes.Shape):
+        def area(self):
+            raise ValueError("no area here")
+
+    failing = Failing()
+    with pytest.raises(ValueError, match="no area here") as raised:
+        shapes.total_area(failing, shapes.Square())
+    assert raised.value.__class__ is ValueError  # the original exception object
+
+
+def test_director_object_is_deleted_with_its_python_object(shapes):
+    import weakref
+
+    class Circle(shapes.Shape):
+        def area(self):
+            return 1.0
+
+    gc.collect()
+    before = shapes.alive_shapes()
+    circle = Circle()
+    gone = weakref.ref(circle)
+    assert shapes.alive_shapes() == before + 1
+    del circle
+    gc.collect()  # the object and its bound methods form a cycle
+    assert gone() is None and shapes.alive_shapes() == before  # C++'s destructor ran

@@ -28,7 +28,7 @@ The Python objects the C needs sit in one tuple, the module's table, set once by
 """
 from __future__ import annotations
 
-from . import sources, types
+from . import directors, sources, types
 from .records import all_functions
 from .types import Scalar, Void, caller_name, kind_of
 
@@ -54,6 +54,9 @@ def layout(plan: dict) -> dict:
                 key = kind.signature_key()
                 if key not in signatures:
                     signatures.append(key)
+    for key in directors.signature_keys(plan):
+        if key not in signatures:
+            signatures.append(key)
     fast = [f for f in plan.get("imports", []) if is_fast_import(f)]
     return {"signatures": signatures, "imports": fast}
 

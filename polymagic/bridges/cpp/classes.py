@@ -85,10 +85,12 @@ def make_classes(plan: dict, module, context, wrap) -> dict:
 
 def _make_class(entry: dict, module, context, wrap):
     bases = tuple(context.classes[name] for name in entry["bases"]) or (CppObject,)
+    director = entry.get("director")
     namespace = {"__slots__": (), "_cpp_name": entry["qualified"], "_module": module,
                  "_context": context, "__module__": module.__name__,
                  "__qualname__": _python_path(entry), "_mutating": set(), "_fields": [],
                  "_base_offsets": {},
+                 "_director_slots": director["slots"] if director else (),
                  "__doc__": f"C++ {entry['qualified'].removeprefix('::')} "
                             f"[cell line {entry['line']}]"}
     groups = defaultdict(list)
@@ -122,6 +124,8 @@ def _add_protocols(namespace: dict, entry: dict) -> None:
         pure = ", ".join(m["python"] for m in entry["members"] if m.get("pure")) or "?"
 
         def __init__(self, *args, **kwargs):
+            if "_cpp_name" not in vars(type(self)) and hasattr(self, "_director_new"):
+                return _construct_director(self, args, kwargs)
             raise TypeError(f"{entry['name']} is abstract in C++ (pure virtual: {pure}): "
                             f"construct one of its concrete subclasses")
         namespace["__init__"] = __init__
@@ -129,14 +133,19 @@ def _add_protocols(namespace: dict, entry: dict) -> None:
 
 def _add_member(namespace, properties, role, python, members, context, wrap) -> None:
     raw = getattr(context.lib, members[0]["symbol"])
-    if role in ("dtor", "layout"):
-        namespace[{"dtor": "_destroy", "layout": "_layout_ok"}[role]] = raw
+    if role in ("dtor", "layout", "director_dtor"):
+        namespace[{"dtor": "_destroy", "layout": "_layout_ok",
+                   "director_dtor": "_director_destroy"}[role]] = raw
+    elif role == "director_ctor":
+        namespace["_director_new"] = staticmethod(_callable(python, members, wrap, 0))
+    elif role == "director_connect":
+        namespace["_director_connect"] = wrap(members[0])
     elif role == "offset":
         namespace["_base_offsets"][python] = raw()
     elif role == "from_bytes":
         namespace["_from_bytes"] = staticmethod(wrap(members[0]))
     elif role == "ctor":
-        namespace["__init__"] = _constructor(members, context, wrap)
+        namespace["__init__"] = _constructor(members, wrap)
     elif role in ("getter", "setter"):
         pair = properties.setdefault(python, [None, None])
         pair[role == "setter"] = wrap(members[0])
@@ -176,10 +185,11 @@ def _operator(python: str, method):
     return operator
 
 
-def _constructor(members: list, context, wrap):
+def _constructor(members: list, wrap):
     """__init__: the C++ constructor (overloads dispatched) makes the object Python
     owns; a class with only C++'s implicit constructor also takes its public fields
-    as arguments, in order or by name, as aggregate initialisation does."""
+    as arguments, in order or by name, as aggregate initialisation does. An object of
+    a Python subclass is made by the class's director (directors.py), if it has one."""
     construct = _callable("__init__", members, wrap, leading=0)
     implicit = members[0].get("implicit")
 
@@ -187,12 +197,36 @@ def _constructor(members: list, context, wrap):
         if getattr(self, "_owned", False):
             self._owned = False
             type(self)._destroy(self._address)
+        if "_cpp_name" not in vars(type(self)) and hasattr(self, "_director_new"):
+            return _construct_director(self, args, fields)
         address = construct() if implicit else construct(*args, **fields)
         self._address, self._owned, self._keep = address, True, None
         if implicit:
             _initialise_fields(self, args, fields)
     __init__.__doc__ = getattr(construct, "__doc__", None)
     return __init__
+
+
+def _construct_director(self, args: tuple, fields: dict) -> None:
+    """A Python subclass's object: C++'s subclass of the class, connected to the
+    methods the Python class overrides (bound, held by the object: a cycle the
+    garbage collector breaks), and deleted as that subclass when the object dies."""
+    cpp_class = next(k for k in type(self).__mro__ if "_cpp_name" in vars(k))
+    slots, bound = cpp_class._director_slots, []
+    for slot in slots:
+        overridden = getattr(type(self), slot["python"]) is not \
+            getattr(cpp_class, slot["python"], None)
+        if slot["pure"] and not overridden:
+            raise TypeError(f"{type(self).__name__} must define {slot['python']}(): it "
+                            f"is pure virtual in C++ {cpp_class.__name__}")
+        bound.append(getattr(self, slot["python"]) if overridden else None)
+    address = cpp_class._director_new(*args, **fields)
+    self._address, self._owned, self._keep = address, True, tuple(bound)
+    if vars(type(self)).get("_destroy") is not cpp_class._director_destroy:
+        type(self)._destroy = cpp_class._director_destroy
+    numpy = cpp_class._context.numpy
+    cpp_class._director_connect(self, numpy.array(
+        [0 if method is None else id(method) for method in bound], dtype=numpy.uint))
 
 
 def _initialise_fields(self, args: tuple, fields: dict) -> None:

@@ -16,6 +16,8 @@ A method's receiver is parameter 0, an `Object` spec with `receiver: true` (obje
 """
 from __future__ import annotations
 
+import json
+
 from .types import Unsupported
 from . import objects  # noqa: F401  (registers the object kinds)
 
@@ -62,6 +64,10 @@ def qualified(declaration) -> str:
 
 def object_spec(declaration, form: str) -> dict:
     return objects.Object.make(**{"class": qualified(declaration), "form": form})
+
+
+def json_key(value) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def member(entry: dict, function: dict, role: str, python: str, expression: str) -> dict:
@@ -166,9 +172,11 @@ class Reader:
             if child.access_specifier.name != "PUBLIC":
                 continue
             self._member(entry, child, members)
-        self._constructors(entry, cursor, constructors)
+        made = self._constructors(entry, constructors)
+        self._add_constructors(entry, cursor, made)
         members.append(self._destructor(entry))
         self._layout(entry, cursor)
+        self._director(entry, cursor, made)
         return entry
 
     def _base(self, entry: dict, base) -> None:
@@ -218,6 +226,8 @@ class Reader:
         function["const"] = cursor.is_const_method()
         function["virtual"] = cursor.is_virtual_method()
         function["pure"] = cursor.is_pure_virtual_method()
+        function["noexcept"] = cursor.exception_specification_kind.name not in (
+            "NONE", "UNEVALUATED")
         if name.startswith("operator"):
             return self._operator(entry, function, name[len("operator"):].strip())
         return member(entry, function, "method", name, f"({{0}}).{name}({{rest}})")
@@ -264,28 +274,32 @@ class Reader:
                                   f"({{0}}).{name} = {{1}}"))
         return members
 
-    def _constructors(self, entry: dict, cursor, constructors: list) -> None:
+    def _constructors(self, entry: dict, constructors: list) -> list:
         """Public constructors (no move constructors: Python has no rvalues); a class
-        that declares none gets C++'s implicit default constructor, if it has one."""
-        if entry["abstract"]:
-            return
+        that declares none has C++'s implicit default constructor, if any."""
+        made = []
         for child in constructors:
             if child.access_specifier.name != "PUBLIC" or child.is_deleted_method() or \
                     child.is_move_constructor():
                 continue
             try:
-                function = self.function_of(child)
+                made.append(self.function_of(child))
             except Unsupported as reason:
                 self._skip(child, f"{entry['name']} constructor: {reason}")
-                continue
-            function["ret"] = object_spec(cursor, "new")
-            entry["members"].append(member(entry, function, "ctor", "__init__",
-                                           f"new {entry['qualified']}({{args}})"))
         if not constructors:
-            implicit = {"name": entry["name"], "line": entry["line"], "params": [],
-                        "ret": object_spec(cursor, "new"), "implicit": True}
-            entry["members"].append(member(entry, implicit, "ctor", "__init__",
-                                           f"pm_construct<{entry['qualified']}>()"))
+            made.append({"name": entry["name"], "line": entry["line"], "params": [],
+                         "implicit": True})
+        return made
+
+    def _add_constructors(self, entry: dict, cursor, made: list) -> None:
+        """The class's own constructors (not for an abstract class)."""
+        if entry["abstract"]:
+            return
+        for function in made:
+            expression = f"pm_construct<{entry['qualified']}>()" if function.get(
+                "implicit") else f"new {entry['qualified']}({{args}})"
+            entry["members"].append(member(entry, dict(function, ret=object_spec(
+                cursor, "new")), "ctor", "__init__", expression))
 
     def _destructor(self, entry: dict) -> dict:
         destructor = {"name": f"~{entry['name']}", "line": entry["line"],
@@ -328,6 +342,63 @@ class Reader:
                  "ret": object_spec(cursor, "new")}
         entry["members"].append(member(entry, image, "from_bytes", "_from_bytes",
                                        f"pm_from_bytes<{name}>({{0}})"))
+
+    # ------------------------------------------------------------ directors
+    def _director(self, entry: dict, cursor, made: list) -> None:
+        """A polymorphic class Python may subclass, overriding its virtual methods
+        (directors.py generates the C++ subclass): its virtual methods, its own and
+        inherited, and the members that construct, connect and delete the subclass."""
+        entry["virtuals"] = self._virtuals(entry)
+        slots = [v for v in entry["virtuals"] if v["overridable"]]
+        kinds = self.cindex.CursorKind
+        sealed = any(child.kind == kinds.CXX_FINAL_ATTR or (
+            child.kind == kinds.DESTRUCTOR and child.access_specifier.name != "PUBLIC")
+            for child in cursor.get_children())
+        if not slots or sealed:
+            return
+        number = sum(1 for cls in self.classes if cls.get("director"))
+        director = entry["director"] = {"class": f"pm_director_{number}", "slots": slots}
+        base, cls = object_spec(cursor, "ptr"), director["class"]
+        for function in made:
+            entry["members"].append(member(
+                entry, dict(function, ret=object_spec(cursor, "new")), "director_ctor",
+                "__init__", f"static_cast<{entry['qualified']}*>("
+                            f"pm_new_director<{cls}>({{args}}))"))
+        callables = {"kind": "array", "tag": "ulong", "const": True}
+        connect = {"name": f"{entry['name']} director", "line": entry["line"],
+                   "ret": {"kind": "void"},
+                   "params": [{"name": "self", "type": base},
+                              {"name": "callables", "type": callables}]}
+        entry["members"].append(member(entry, connect, "director_connect", "_connect",
+                                       f"static_cast<{cls}*>({{0}})->pm_connect({{1}})"))
+        delete = {"name": f"~{entry['name']} director", "line": entry["line"],
+                  "ret": {"kind": "void"}, "params": [{"name": "self", "type": base}]}
+        entry["members"].append(member(entry, delete, "director_dtor", "_destroy",
+                                       f"pm_destroy<{cls}>(static_cast<{cls}*>({{0}}))"))
+
+    def _virtuals(self, entry: dict) -> list:
+        """Virtual methods of the class and its bases, each once (the most derived
+        declaration); `overridable`: arithmetic values only, and not noexcept (a
+        Python exception must be able to unwind through it)."""
+        found, seen = [], set()
+        own = [m for m in entry["members"] if m.get("virtual") and m["role"] == "method"]
+        inherited = [v for base in self.classes if base["qualified"] in entry["bases"]
+                     for v in base.get("virtuals", ())]
+        for method in own + inherited:
+            params = method["params"][1:] if "params" in method and method["params"] and \
+                method["params"][0]["type"].get("receiver") else method["params"]
+            key = (method["python"], json_key(params))
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append({
+                "name": method["name"], "python": method["python"], "params": params,
+                "ret": method["ret"], "const": method.get("const", False),
+                "pure": method.get("pure", False), "noexcept": method.get("noexcept"),
+                "overridable": not method.get("noexcept") and all(
+                    p["type"]["kind"] == "scalar" for p in params) and
+                method["ret"]["kind"] in ("scalar", "void")})
+        return found
 
     # ------------------------------------------------------------ free operators
     def attach_free_operators(self, cursors) -> None:

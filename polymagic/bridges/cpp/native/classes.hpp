@@ -51,3 +51,30 @@ template <class T> static T* pm_from_bytes(const unsigned char* bytes) {
         throw std::logic_error("only trivially copyable objects are rebuilt from bytes");
     }
 }
+
+// A Python subclass's object (directors.py): made only when C++ agrees the generated
+// subclass is concrete and constructible from these arguments, else a Python error.
+template <class D, class... A> static D* pm_new_director(A&&... arguments) {
+    if constexpr (!std::is_abstract_v<D> && std::is_constructible_v<D, A&&...>) {
+        return new D(static_cast<A&&>(arguments)...);
+    } else {
+        throw std::logic_error("this class cannot be subclassed in Python: a pure "
+                               "virtual method Python cannot override (its arguments "
+                               "or result are not arithmetic, or it is not public)");
+    }
+}
+
+[[noreturn]] static void pm_director_pure(const char* cls, const char* method) {
+    throw std::logic_error(std::string("pure virtual ") + cls + "::" + method +
+                           " called, and the Python subclass does not define " + method);
+}
+
+// Marks one override as running on this object while it calls Python, so that the
+// same method called back from Python (super()) reaches C++'s own implementation.
+struct pm_busy_guard {
+    unsigned long long& busy;
+    unsigned long long bit;
+    pm_busy_guard(unsigned long long& flags, unsigned long long mask)
+        : busy(flags), bit(mask) { busy |= bit; }
+    ~pm_busy_guard() { busy &= ~bit; }
+};
