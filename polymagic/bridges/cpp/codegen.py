@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 
-from . import capi, containers, sources
+from . import capi, containers, directors, fastcalls, sources
 from .records import all_functions
 from .types import StdFunction, Void, kind_of
 
@@ -149,7 +149,7 @@ def translation_unit(source: str, plan: dict) -> str:
            for p in f["params"]):
         parts.append(sources.text("function_owner.hpp"))
     if plan.get("classes"):
-        parts.append(sources.text("classes.hpp"))
+        parts += [sources.text("classes.hpp"), directors.definitions(plan)]
     parts += [import_definition(function) for function in imports]
     parts += [trampoline(function) for function in all_functions(plan)]
     return "".join(parts)
@@ -183,7 +183,7 @@ def _c_declarations(plan: dict) -> list[str]:
             [f"extern {c_slot_type(f, f['slot'])};" for f in imports
              if not capi.is_fast_import(f)] +
             [cdef_line for _name, _definition, cdef_line in _assigners(imports)] +
-            containers.cdef_lines(plan))
+            containers.cdef_lines(plan) + fastcalls.cdef_lines(plan))
 
 
 def cdef(plan: dict) -> str:
@@ -197,7 +197,7 @@ def glue_preamble(plan: dict, module_name: str) -> str:
     return (f'#define PM_MODULE_NAME "{module_name}"\n' + sources.text("glue_cdef.h") +
             sources.text("glue_preamble.c") + "\n".join(_c_declarations(plan)) + "\n" +
             sources.text("faults.h") + capi.glue_code(plan) +
-            containers.glue_support(plan))
+            containers.glue_support(plan) + fastcalls.glue_code(plan))
 
 
 def emit_glue(plan: dict, module_name: str, path) -> None:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ...errors import CompileError
-from . import containers, instantiations, types
+from . import containers, instantiations, records, types
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
@@ -110,7 +110,7 @@ def _parse(source: str, args: list[str]) -> dict:
     unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)])
     errors = [f"cell:{d.location.line}: {d.spelling}" for d in unit.diagnostics
               if d.severity >= cindex.Diagnostic.Error]
-    functions, skipped, declared = [], [], {}
+    functions, skipped, declared, operators = [], [], {}, []
     imported, defined = {}, set()
     templates = []  # exported through the explicit instantiations the cell writes
     for cursor in _top_level(unit.cursor, cindex):
@@ -126,6 +126,9 @@ def _parse(source: str, args: list[str]) -> dict:
         defined.add(cursor.get_usr())
         if cursor.spelling == "main":
             continue
+        if cursor.spelling.startswith("operator"):
+            operators.append(cursor)  # a method of its first operand's class
+            continue
         try:
             functions.append(_function(cursor, cindex))
         except Unsupported as reason:
@@ -134,17 +137,32 @@ def _parse(source: str, args: list[str]) -> dict:
     for cursor in _namespace_functions(unit.cursor, cindex):
         if cursor.is_definition():
             defined.add(cursor.get_usr())
+            if cursor.spelling.startswith("operator"):
+                operators.append(cursor)
         elif _is_python_import(cursor, cindex):
             imported.setdefault(cursor.get_usr(), cursor)
     functions += instantiations.read(unit, templates, source, args, CELL_FILE,
                                      lambda cursor: _function(cursor, cindex), skipped)
     _name_exports(functions)
-    for number, function in enumerate(functions):
+    classes = _classes(unit, cindex, operators, skipped)
+    plan = {"functions": functions, "classes": classes}
+    for number, function in enumerate(records.all_functions(plan)):
         function["symbol"] = f"pm_f{number}"
         function["index"] = number
     imports, import_errors = _imports(imported, defined, cindex)
-    return {"functions": functions, "skipped": skipped, "parse_errors": errors,
+    return {**plan, "skipped": skipped, "parse_errors": errors,
             "declared": declared, "imports": imports, "import_errors": import_errors}
+
+
+def _classes(unit, cindex, operators: list, skipped: list) -> list:
+    """The cell's classes and structs (records.py), with their operators."""
+    reader = records.Reader(cindex, CELL_FILE, lambda cursor: _function(cursor, cindex),
+                            lambda type_: _param_spec(type_, cindex),
+                            lambda type_: _result_spec(type_, cindex))
+    reader.visit(unit.cursor)
+    reader.attach_free_operators(operators)
+    skipped += reader.skipped
+    return reader.classes
 
 
 def _is_python_import(cursor, cindex) -> bool:
@@ -316,6 +334,8 @@ def _callback_spec(proto, kind: type, cindex) -> dict:
 
 def _param_spec(type_, cindex) -> dict:
     kind = type_.kind
+    if (spec := records.class_spec(type_, CELL_FILE, result=False)) is not None:
+        return spec  # the cell's classes (also in std::span)
     if (spec := containers.param_spec(type_, cindex, types.SCALARS)) is not None:
         return spec
     if kind.name in types.SCALARS:
@@ -365,8 +385,12 @@ def _string_form(type_, cindex) -> str | None:
 
 
 def _result_spec(type_, cindex) -> dict:
+    if (spec := records.class_spec(type_, CELL_FILE, result=True)) is not None:
+        return spec  # the cell's classes (also in std::vector and std::span)
     if (spec := containers.result_spec(type_, cindex, types.SCALARS)) is not None:
         return spec
+    if type_.kind == cindex.TypeKind.LVALUEREFERENCE:  # a copy of what it refers to
+        type_ = type_.get_pointee()
     kind = type_.kind
     if kind == cindex.TypeKind.VOID:
         return types.Void.make()
