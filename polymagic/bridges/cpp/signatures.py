@@ -408,5 +408,6 @@ def _result_spec(type_, cindex) -> dict:
         element = _template_args(type_)[0]
         return types.Vector.make(tag=_scalar_tag(element, cindex, allow_bool=False))
     raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
-                      "void, const char*, std::string, std::string_view, and the "
-                      "standard containers of docs/cpp.md)")
+                      "void, const char*, std::string, std::string_view, the cell's "
+                      "classes and the standard containers of `python -m polymagic "
+                      "help cpp`)")
