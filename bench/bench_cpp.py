@@ -10,6 +10,9 @@
             called through the C API by the module's glue) vs raw ffi.callback
   dot       dot product over 1e7 doubles: %%cpp vs the same C code compiled and
             called by hand through cffi vs numpy.dot
+  overload  an overloaded `twice(double)`/`twice(int)` called with a float (the first
+            overload) and an int (the second) vs one overload called alone, and vs
+            pybind11 binding the same two overloads by hand (when pybind11 is installed)
 
 polymagic's C++ runtime object is compiled once per compiler (cached like a cell); the
 compile rows are measured with it already built, and its one-time cost is reported.
@@ -220,6 +223,54 @@ def bench_dot(ip, raw_api) -> dict:
     return {"pm_ms": pm * 1e3, "hand_ms": hand * 1e3, "numpy_ms": numpy_time * 1e3}
 
 
+OVERLOAD_CELL = ("double twice(double x) { return 2 * x; }\n"
+                 "int twice(int x) { return 2 * x; }\n")
+OVERLOAD_BINDING = r"""
+#include <pybind11/pybind11.h>
+PYBIND11_MODULE(%s, m) {
+    m.def("twice", static_cast<double (*)(double)>(&twice));
+    m.def("twice", static_cast<int (*)(int)>(&twice));
+}
+"""
+
+
+def pybind11_overloads(tmp: Path):
+    """The same overloads bound by hand with pybind11 (None without pybind11)."""
+    try:
+        import pybind11
+    except ImportError:
+        return None
+    import importlib.util
+    import sysconfig
+    name = "_bench_cpp_pb_overloads"
+    source = tmp / f"{name}.cpp"
+    source.write_text(OVERLOAD_CELL + OVERLOAD_BINDING % name)
+    target = tmp / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-std=c++17",
+                    f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
+                    str(source), "-o", str(target)], check=True)
+    spec = importlib.util.spec_from_file_location(name, target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_overloads(ip, tmp: Path) -> dict:
+    ip.run_cell_magic("cpp", "", OVERLOAD_CELL)
+    namespace = {"pm_twice": ip.user_ns["twice"], "pm_alone": ip.user_ns["twice__double"]}
+    if (namespace["pm_twice"](3), namespace["pm_twice"](1.5)) != (6, 3.0):
+        raise SystemExit("the overloaded cell chose a wrong overload")
+    rows = {"pm_float_ns": per_call("pm_twice(2.5)", namespace) * 1e9,
+            "pm_int_ns": per_call("pm_twice(3)", namespace) * 1e9,
+            "pm_alone_ns": per_call("pm_alone(2.5)", namespace) * 1e9}
+    binding = pybind11_overloads(tmp)
+    if binding is not None:
+        namespace["pb_twice"] = binding.twice
+        rows["pybind11_float_ns"] = per_call("pb_twice(2.5)", namespace) * 1e9
+        rows["pybind11_int_ns"] = per_call("pb_twice(3)", namespace) * 1e9
+    return rows
+
+
 def report(results: dict) -> dict:
     compile_rows = results["compile"]
     small = [compile_rows[name] for name in ("scalar", "dot", "callback")]
@@ -257,6 +308,14 @@ def report(results: dict) -> dict:
     print(f"dot 1e7 doubles: %%cpp {dot['pm_ms']:.2f} ms, by hand {dot['hand_ms']:.2f} ms "
           f"(x{dot['pm_ms'] / dot['hand_ms']:.2f}), numpy {dot['numpy_ms']:.2f} ms "
           f"(x{dot['pm_ms'] / dot['numpy_ms']:.2f})")
+    overload = results["overload"]
+    print(f"overloaded call twice(2.5) / twice(3): %%cpp {overload['pm_float_ns']:.0f} / "
+          f"{overload['pm_int_ns']:.0f} ns, one overload alone {overload['pm_alone_ns']:.0f}"
+          f" ns" + (f", pybind11 {overload['pybind11_float_ns']:.0f} / "
+                    f"{overload['pybind11_int_ns']:.0f} ns (x"
+                    f"{overload['pm_float_ns'] / overload['pybind11_float_ns']:.2f} / x"
+                    f"{overload['pm_int_ns'] / overload['pybind11_int_ns']:.2f})"
+                    if "pybind11_float_ns" in overload else ""))
     print(f"\n{'target':28}{'measured':>12}{'goal':>10}  met")
     for key, goal in TARGETS.items():
         value = summary[key]
@@ -273,6 +332,7 @@ def main() -> None:
         results["call"] = bench_calls(ip, raw_api, abi_lib)
         results["callback"] = bench_callback(ip, raw_api)
         results["dot"] = bench_dot(ip, raw_api)
+        results["overload"] = bench_overloads(ip, Path(tmp))
     results["summary"] = report(results)
     results["targets"] = TARGETS
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

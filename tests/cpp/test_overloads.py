@@ -25,11 +25,14 @@ double twice(double x) { return 2 * x; }
 int twice(int x) { return 2 * x; }
 bool twice(bool x) { return !x; }
 std::string twice(const std::string& s) { return s + s; }
-long twice(std::span<const long> xs) { long s = 0; for (long x : xs) s += x; return 2 * s; }
-double twice(std::span<const double> xs) { double s = 0; for (double x : xs) s += x; return 2 * s; }
+long twice(std::span<const long> xs) { long s = 0; for (long x : xs) s += 2 * x; return s; }
+double twice(std::span<const double> xs) { double s = 0; for (double x : xs) s += x; return 2*s; }
 
 const char* width(int) { return "int"; }
 const char* width(long long) { return "long long"; }
+
+const char* sign(unsigned int) { return "unsigned"; }
+const char* sign(int) { return "int"; }
 
 const char* take(std::function<double(double)> f) { return f(1) == 2 ? "callback" : "?"; }
 const char* take(double) { return "double"; }
@@ -97,6 +100,33 @@ def test_an_int_out_of_range_goes_to_the_wider_overload(cell):
     """The exact pass checks the range: 2**40 does not fit an int, so long long."""
     assert cell.width(5) == "int"
     assert cell.width(2**40) == "long long"
+
+
+def test_unsigned_ranges(cell):
+    """A negative int skips the unsigned overload; one too big for both is no match."""
+    assert cell.sign(3) == "unsigned"
+    assert cell.sign(-1) == "int"
+    with pytest.raises(OverloadError):
+        cell.sign(2**33)
+
+
+def test_the_c_exact_pass_agrees_with_the_python_rule(cell):
+    """The C front (OverloadSet) and the Python dispatcher behind it (__wrapped__)
+    choose the same overload for every kind of argument, and errors alike."""
+    assert type(cell.twice).__name__ == "OverloadSet"
+    python = cell.twice.__wrapped__
+    for argument in (2.5, 3, -7, True, False, "ab", b"ab", np.int32(4), np.float32(1.5),
+                     np.bool_(False), np.arange(3), np.arange(3.0), 2**31, 2**70):
+        assert repr(cell.twice(argument)) == repr(python(argument)), argument
+    for function, argument in ((cell.sign, 2**32 - 1), (cell.sign, -2**31),
+                               (cell.width, -2**63), (cell.take, abs)):
+        assert function(argument) == function.__wrapped__(argument)
+    for failing in ((cell.twice, [1]), (cell.sign, 2**64), (cell.sign, 1.5)):
+        with pytest.raises(OverloadError) as native:
+            failing[0](failing[1])
+        with pytest.raises(OverloadError) as fallback:
+            failing[0].__wrapped__(failing[1])
+        assert str(native.value) == str(fallback.value)
 
 
 def test_callables_reach_callback_overloads(cell):
@@ -240,6 +270,13 @@ def test_dispatcher_api_with_a_leading_receiver():
     assert method("me", 2.0) == ("double", "me", 2.0)
     with pytest.raises(OverloadError, match=r"(?s)m\(\): incompatible.*Invoked with: 'x'"):
         method("me", "x")
+
+    class Holder:
+        m = method
+    holder = Holder()
+    assert holder.m(2) == ("int", holder, 2)  # bound as a method, self leading
+    assert Holder.m(holder, 2.5) == ("double", holder, 2.5)
+    assert holder.m(v=3) == ("int", holder, 3)
 
 
 def test_magic_binds_the_overload_set(tmp_path_factory):
