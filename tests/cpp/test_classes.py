@@ -356,3 +356,59 @@ def test_director_object_is_deleted_with_its_python_object(shapes):
     del circle
     gc.collect()  # the object and its bound methods form a cycle
     assert gone() is None and shapes.alive_shapes() == before  # C++'s destructor ran
+
+
+def test_ctrl_c_stops_a_method_that_checks(tmp_path):
+    """SIGINT to a child looping in a method that calls pm::check_interrupt():
+    KeyboardInterrupt, the method's C++ frames unwound, the object still usable."""
+    import signal
+    import time
+    script = textwrap.dedent("""
+        import polymagic as pm
+        m = pm.cpp('''
+        #include <polymagic.hpp>
+        struct Spinner {
+            long turns = 0;
+            void spin() { for (;;) { if (++turns % 4096 == 0) pm::check_interrupt(); } }
+        };''')
+        s = m.Spinner()
+        print("looping", flush=True)
+        try:
+            s.spin()
+        except KeyboardInterrupt:
+            print("interrupted", s.turns > 0, flush=True)
+        s.turns = 0
+        print("usable", s.turns)
+    """)
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout.readline().strip() == "looping"
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "interrupted True" in out and "usable 0" in out, err
+
+
+def test_objects_and_classes_travel_to_a_fresh_process(tmp_path):
+    """A pickled struct, its class and a polymorphic class load in a process with an
+    empty cache (no compiler run: the cell travels, as cell functions do), and Python
+    can subclass the travelled class there."""
+    module = pm.cpp("struct P { double x = 1, v = 2; double sum() const { return x + v; } };\n"
+                    "struct Q { virtual ~Q() = default; virtual int f() const { return 3; } };\n"
+                    "int call_f(const Q& q) { return q.f(); }")
+    data = pickle.dumps((module.P(5.0, 6.0), module.P, module.Q, module.call_f))
+    script = textwrap.dedent("""
+        import pickle, sys
+        p, P, Q, call_f = pickle.loads(sys.stdin.buffer.read())
+        class R(Q):
+            def f(self): return 9
+        print(type(p) is P, p.sum(), call_f(Q()), call_f(R()))
+    """)
+    env = dict(os.environ, POLYMAGIC_CACHE_DIR=str(tmp_path / "fresh"))
+    result = subprocess.run([sys.executable, "-c", script], input=data,
+                            capture_output=True, timeout=300, env=env)
+    assert result.stdout.decode().split() == ["True", "11.0", "3", "9"], result.stderr
