@@ -14,9 +14,10 @@ from ...build import cache_dir, cache_key, cached_build, cached_entry
 from ...errors import CompileError
 from ...toolchain import run_tool
 from .diagnostics import cell_warnings, map_c_diagnostics, map_cython_listing
-from . import pgo
+from . import pgo, server
+from .cythonize import compiler_is_warm, run_cython
 from .options import CythonOptions, key_options
-from .toolchain import CYTHON_LOCK, EXT_SUFFIX, LANGUAGE, Toolchain
+from .toolchain import EXT_SUFFIX, LANGUAGE, Toolchain
 from .utility import UtilityBuild, utility_build
 
 MANIFEST = "build.json"
@@ -55,6 +56,7 @@ class CellBuild:
         parts = (source, key_options(opts), toolchain.key_parts(), stamp)
         self.keys = {mode: cache_key("cython", *parts, mode) for mode in (SHARED, INLINE)}
         self.ran = False
+        self.cython_here = False  # Cython ran in this process (else in the warm server)
 
     def module_name(self, mode: str) -> str:
         return self.opts.name or f"_pm_{self.keys[mode]}"
@@ -78,20 +80,25 @@ class CellBuild:
             pgo.check_compiler(self.toolchain.compiler)
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             # A --pgo training run loads the cell alone, in a child: inline utility code.
-            generated = self._cythonize(Path(scratch), INLINE if self.opts.pgo else SHARED,
-                                        utility.name)
-            if (generated.imports_utility and not generated.uses_cython_utility
-                    and not utility.ready()):
-                generated = self._cythonize(Path(scratch), INLINE, utility.name)
+            # Until the shared module exists, a cell is tried inline; one that needs
+            # the memoryview machinery is then made shared, and waits for the module.
+            probing = not self.opts.pgo and not utility.ready()
+            generated = self._cythonize(Path(scratch), INLINE if probing or self.opts.pgo
+                                        else SHARED, utility.name)
+            if probing and generated.uses_cython_utility:
+                generated = self._cythonize(Path(scratch), SHARED, utility.name)
             # After the cell's Cython runs: the utility's C generation needs the lock.
             utility.start()
             if self.opts.verbose:
                 print(f"[polymagic cython] utility code {generated.mode} "
                       f"({utility.state()})", file=sys.stderr)
             mode = generated.mode
-            return cached_build(self.keys[mode], self.artifact(mode),
+            path = cached_build(self.keys[mode], self.artifact(mode),
                                 lambda staging: self._produce(staging, generated, utility),
                                 language=f"{LANGUAGE} (C compiler)")
+        if self.cython_here:
+            server.start_once()  # warm for the next process using this cache
+        return path
 
     def _produce(self, staging: Path, generated: Generated,
                  utility: UtilityBuild) -> None:
@@ -118,48 +125,42 @@ class CellBuild:
             print(warning)  # on stdout, where Cython's own magic shows them
 
     def _cythonize(self, scratch: Path, mode: str, utility_name: str) -> Generated:
-        """Run Cython on the cell in `scratch`, its utility code `mode` (shared/inline)."""
+        """Run Cython on the cell in `scratch`, its utility code `mode` (shared/inline):
+        in the warm Cython server when this process has not warmed Cython up itself
+        and a server answers, else here."""
         name = self.module_name(mode)
         for stale in scratch.glob("*"):
             stale.unlink()  # the other mode's output, when Cython runs twice
         pyx = scratch / f"{name}.pyx"
         pyx.write_text(self.source, encoding="utf-8")
-        with CYTHON_LOCK:
-            from Cython.Compiler import Errors
-            from Cython.Compiler.Main import (CompilationOptions, Context,
-                                              compile_single, default_options)
-            from Cython.Compiler.UtilityCode import CythonSharedUtilityCode
-            options = CompilationOptions(
-                default_options, cplus=self.toolchain.cplus,
-                language_level=self.opts.language_level, annotate=self.opts.annotate,
-                emit_linenums=True, use_listing_file=True, errors_to_stderr=False,
-                shared_utility_qualified_name=utility_name if mode == SHARED else None,
-                include_path=[os.getcwd(), *self.opts.include_dirs])
-            context = Context.from_options(options)
-            try:
-                result = compile_single(str(pyx), options, name, context=context)
-            except (Errors.PyrexError, Errors.InternalError, Errors.AbortError) as crash:
-                raise CompileError(LANGUAGE, f"Cython failed: {crash}") from crash
+        request = {"pyx": str(pyx), "name": name, "cplus": self.toolchain.cplus,
+                   "language_level": self.opts.language_level,
+                   "annotate": self.opts.annotate,
+                   "shared_utility": utility_name if mode == SHARED else None,
+                   "include_path": [os.getcwd(), *self.opts.include_dirs]}
+        reply = None if compiler_is_warm() else server.ask({**request, "cwd": os.getcwd()})
+        if reply is None:
+            reply = run_cython(request)
+            self.cython_here = True
+        if self.opts.verbose:
+            where = (f"the warm Cython server (pid {reply['server_pid']})"
+                     if "server_pid" in reply else "this process")
+            print(f"[polymagic cython] Cython ran in {where}", file=sys.stderr)
+        if "crash" in reply:
+            raise CompileError(LANGUAGE, reply["crash"])
         listing = pyx.with_suffix(".lis")
         report = listing.read_text(encoding="utf-8") if listing.exists() else ""
-        if result.num_errors or not result.c_file:
+        if reply["errors"]:
             text, lines = map_cython_listing(report, pyx.name, self.source)
             raise CompileError(LANGUAGE, text or "Cython reported errors", lines=lines)
-        c_file = Path(result.c_file)
-        scope = context.modules.get(name)
+        c_file = Path(reply["c_file"])
         return Generated(
-            mode=mode, c_file=c_file,
-            # Cython records every module the cell cimports (directly or through a .pxd).
-            numpy_used="numpy" in context.modules,
+            mode=mode, c_file=c_file, numpy_used=reply["numpy_used"],
             warnings=[line for line in map_cython_listing(report, pyx.name)[0].splitlines()
                       if line.startswith("cell:")],
             imports_utility=mode == SHARED and f'"{utility_name}"' in c_file.read_text(
                 encoding="utf-8"),
-            # Utility code written in Cython (the memoryview machinery) is what makes a
-            # cell's C large; Cython queues it on the module scope while analysing.
-            uses_cython_utility=scope is not None and any(
-                isinstance(code, CythonSharedUtilityCode)
-                for code in scope.utility_code_list))
+            uses_cython_utility=reply["uses_cython_utility"])
 
     def _compile(self, c_file: Path, staging: Path, generated: Generated) -> list[str]:
         """Compile and link in one compiler call (three steps and a training run with
