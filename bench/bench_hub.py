@@ -13,7 +13,8 @@ Python (an identity function), so the time is the round trip Python -> X -> Pyth
                                                                rternalized cffi function
 and fib(16) alternating Python and R (polymagic RFunction + py$f vs rpy2 rinterface +
 rternalize, each with the least conversion it needs), and fib(20) split across Python,
-R, C++ and Cython against fib(20) in pure Python.
+R, C++ and Cython against fib(20) in pure Python, with the cost of each kind of hop
+fib(20) makes (one direction each: a call into the language, or its way back to Python).
 
 Usage: python bench/bench_hub.py      Writes bench/results/bench_hub.json.
 """
@@ -126,6 +127,53 @@ def fib_split(namespace):
     return split_seconds, pure_seconds
 
 
+def min_time(function, repeat: int = 200) -> float:
+    """Seconds per call of a short function: the least of many samples (on a shared,
+    noisy machine the least is the cost of the work itself)."""
+    function()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return min(samples)
+
+
+def hop_costs(namespace, samples: int = 200, loop: int = 200) -> dict:
+    """Microseconds per hop of each kind fib(20) makes, one direction at a time: a call
+    into R, C++ or Cython from Python, and the way back from each (the time of a call
+    that comes back, less the time of the same call that does not)."""
+    import polymagic as pm
+    namespace["identity"] = identity
+    namespace["identity_long"] = identity
+
+    def per_call(function, *args):
+        return min_time(lambda: [function(*args) for _ in range(loop)], samples) / loop
+
+    def r_loop(body):
+        looped = pm.R.eval(f"function(n) {{ for (i in seq_len(n)) {body}; NULL }}")
+        return min_time(lambda: looped(loop), samples) / loop
+
+    r_plain = pm.R.eval("function(n) n")
+    cpp = pm.cpp("#include <polymagic.hpp>\nPM_PYTHON long identity_long(long n);\n"
+                 "long plain(long n) { return n; }\n"
+                 "long hop(long n) { return identity_long(n); }\n")
+    cython = pm.cython("from polymagic import py\ndef plain(long n):\n    return n\n"
+                       "def hop(long n):\n    return py.identity(n)\n")
+    pm.R.eval("fetched_identity <- py$identity")
+    r_baseline = r_loop("NULL")
+    costs = {
+        "Python -> R (RFunction call)": per_call(r_plain, 1),
+        "R -> Python: py$f lookup": r_loop("py$identity") - r_baseline,
+        "R -> Python: calling it": r_loop("fetched_identity(1L)") - r_baseline,
+        "Python -> C++": per_call(cpp.plain, 1),
+        "C++ -> Python (PM_PYTHON)": per_call(cpp.hop, 1) - per_call(cpp.plain, 1),
+        "Python -> Cython": per_call(cython.plain, 1),
+        "Cython -> Python (py.f)": per_call(cython.hop, 1) - per_call(cython.plain, 1),
+    }
+    return {name: seconds * 1e6 for name, seconds in costs.items()}
+
+
 def fib_python_r(namespace):
     """fib(16) alternating Python and R (1,973 calls, each a language hop): seconds
     with polymagic, seconds with rpy2's rinterface + rternalize."""
@@ -185,6 +233,11 @@ def main() -> None:
           f"(21,890 calls, each a language hop)")
     results["fib20"] = {"split_ms": split_s * 1e3, "pure_python_ms": pure_s * 1e3,
                         "ratio": split_s / pure_s}
+    costs = hop_costs(namespace)
+    print("\nfib(20)'s hops, each kind alone (least of many samples):")
+    for name, micros in costs.items():
+        print(f"  {name:34} {micros:7.3f}us")
+    results["fib20"]["hops_us"] = costs
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {RESULTS}")

@@ -58,7 +58,8 @@ SEXP pm_closure_over(PyObject *function);
 PyObject *pm_closure_callable(SEXP x);
 /* Under the GIL: */
 const char *pm_note_failure(void);   /* the exception set, as R's error text (cleared) */
-void pm_python_section(int entering);  /* 1/0: Python's SIGINT handler in/out */
+int pm_python_section_enter(void);   /* Python's SIGINT handler answers, until */
+void pm_python_section_leave(int outer);  /* this, given what enter returned */
 PyObject *pm_value_to_r_pair(PyObject *value);  /* marshal's to_r: (address, keepalive) */
 
 /* ---- r_shim_hub.c ------------------------------------------------------------------- */

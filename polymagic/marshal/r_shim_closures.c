@@ -19,8 +19,8 @@
 static PyObject *pm_value_from_r = NULL;  /* address -> Python value */
 static PyObject *pm_value_to_r = NULL;    /* value -> (address, keepalive) */
 static PyObject *pm_callback_failed = NULL;  /* exception -> error text (str) */
-typedef int (*pm_runtime_hook)(void);
-static pm_runtime_hook pm_python_section_begin = NULL, pm_python_section_end = NULL;
+static int (*pm_python_section_begin)(void) = NULL;   /* -> what end is given */
+static int (*pm_python_section_end)(int) = NULL;
 static char pm_error_message[8192];
 
 typedef struct {
@@ -154,11 +154,15 @@ const char *pm_note_failure(void)
     return pm_error_message;
 }
 
-void pm_python_section(int entering)
+int pm_python_section_enter(void)
 {
-    pm_runtime_hook hook = entering ? pm_python_section_begin : pm_python_section_end;
-    if (hook != NULL)
-        hook();
+    return pm_python_section_begin != NULL ? pm_python_section_begin() : 0;
+}
+
+void pm_python_section_leave(int outer)
+{
+    if (pm_python_section_end != NULL)
+        pm_python_section_end(outer);
 }
 
 PyObject *pm_value_to_r_pair(PyObject *value)
@@ -179,11 +183,11 @@ static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **n
     int ok = 0;
     if (pm_callback_arguments(args, n, names, &positional, &keywords) == 0) {
         /* Ctrl-C in a long Python callback raises KeyboardInterrupt there */
-        pm_python_section(1);
+        int outer = pm_python_section_enter();
         result = PyObject_Call(callable, positional, keywords);
         ok = result != NULL &&
              pm_callback_result(result, value, out, result_slot) == 0;
-        pm_python_section(0);
+        pm_python_section_leave(outer);
     }
     if (!ok)
         pm_note_failure();
@@ -259,8 +263,8 @@ static PyObject *py_set_callback_hooks(PyObject *self, PyObject *const *args,
     Py_XSETREF(pm_value_from_r, Py_NewRef(args[0]));
     Py_XSETREF(pm_value_to_r, Py_NewRef(args[1]));
     Py_XSETREF(pm_callback_failed, Py_NewRef(args[2]));
-    pm_python_section_begin = (pm_runtime_hook) begin;
-    pm_python_section_end = (pm_runtime_hook) end;
+    pm_python_section_begin = (int (*)(void)) begin;
+    pm_python_section_end = (int (*)(int)) end;
     Py_RETURN_NONE;
 }
 

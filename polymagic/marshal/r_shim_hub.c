@@ -62,9 +62,9 @@ static int pm_hub_convert(PyObject *value, pm_hub_value *out, PROTECT_INDEX slot
         return PM_HUB_CONVERTED;
     }
     /* marshal's converters run Python code of any length: Ctrl-C is Python's there */
-    pm_python_section(1);
+    int outer = pm_python_section_enter();
     PyObject *pair = pm_value_to_r_pair(value);
-    pm_python_section(0);
+    pm_python_section_leave(outer);
     if (pair == NULL)
         return -1;
     out->converted = (SEXP) PyLong_AsVoidPtr(PyTuple_GET_ITEM(pair, 0));

@@ -1,8 +1,13 @@
 """R's `py$name` on its fast paths (marshal/r_shim_hub.c): the closure kept per name is
 handed out again only while the name holds the same callable; every other `py$`
-behaviour (rebinding, missing names, values, mappings, R functions) stays as it was."""
+behaviour (rebinding, missing names, values, mappings, R functions) stays as it was.
+Ctrl-C in Python code R calls back, and in R code that code calls, with the runtime
+shim's handler answering for Python there without a system call (bridges/r/signals.c)."""
 import collections
 import gc
+import subprocess
+import sys
+import textwrap
 import weakref
 
 import pytest
@@ -121,3 +126,51 @@ def test_values_are_converted_at_each_lookup(space):
     assert pm.R.eval("py$x") == "text"
     space["x"] = None
     assert pm.R.eval("is.null(py$x)") is True
+
+
+CTRL_C_CHILD = textwrap.dedent("""
+    import os, signal, threading, time
+    import polymagic as pm
+    space = {}
+    pm.use_namespace(space)
+    spin_r = pm.R.eval("function() repeat {}")
+    space["sleep_py"] = lambda: time.sleep(30)
+    space["spin_r_from_py"] = lambda: spin_r()
+    space["plain_py"] = lambda: 5
+    cases = {
+        "python callback": pm.R.eval("function() py$sleep_py()"),
+        "r under a python callback": pm.R.eval("function() py$spin_r_from_py()"),
+        "r after a python callback": pm.R.eval("function() { py$plain_py(); repeat {} }"),
+    }
+    for name, function in cases.items():
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            function()
+            print(name, "returned")
+        except KeyboardInterrupt:
+            print(name, "KeyboardInterrupt", round(time.monotonic() - started))
+    print("after:", pm.R.eval("py$plain_py() + 1"))
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        time.sleep(30)
+    except KeyboardInterrupt:
+        print("python alone: KeyboardInterrupt")
+""")
+
+
+def test_ctrl_c_stops_python_called_back_from_r_and_r_called_from_there():
+    """Ctrl-C raises KeyboardInterrupt in a long Python callback R made, in an R loop
+    that callback called, and in R code running after a callback returned; R works
+    afterwards, and so does Ctrl-C in plain Python (child process)."""
+    result = subprocess.run([sys.executable, "-c", CTRL_C_CHILD], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    stopped = [line.rsplit(" ", 2) for line in lines[:3]]
+    assert [name for name, _, _ in stopped] == [
+        "python callback", "r under a python callback", "r after a python callback"]
+    assert all(what == "KeyboardInterrupt" for _, what, _ in stopped), result.stdout
+    # stopped by the signal, long before the 30 s sleep (or the endless loops) would end
+    assert all(int(seconds) < 15 for _, _, seconds in stopped), result.stdout
+    assert lines[3:] == ["after: 6.0", "python alone: KeyboardInterrupt"], result.stdout

@@ -168,10 +168,11 @@ def shim() -> ctypes.CDLL:
     if _state["shim"] is None:
         library = ctypes.CDLL(str(_build_shim()))
         for name in ("pm_sigint_enter", "pm_sigint_leave", "pm_sigint_pause",
-                     "pm_sigint_resume", "pm_note_r_interrupts",
-                     "pm_use_this_thread_stack"):
+                     "pm_note_r_interrupts", "pm_use_this_thread_stack"):
             getattr(library, name).argtypes = []
             getattr(library, name).restype = ctypes.c_int
+        library.pm_sigint_resume.argtypes = [ctypes.c_int]  # what pause returned
+        library.pm_sigint_resume.restype = ctypes.c_int
         library.pm_guard_quit.argtypes = []
         library.pm_guard_quit.restype = None
         library.pm_sigint_target.argtypes = [ctypes.c_void_p]
@@ -246,5 +247,6 @@ class ctrl_c_deferred:
 def python_section() -> tuple[int, int]:
     """The addresses of the runtime shim's functions that give Python code R calls back
     into Python's SIGINT handler (Ctrl-C there raises KeyboardInterrupt in Python) and
-    R's back when the callback returns (pm_sigint_pause, pm_sigint_resume)."""
+    R's back when the callback returns (`int pm_sigint_pause(void)`, and
+    `int pm_sigint_resume(int)` given what pause returned)."""
     return hook_address("pm_sigint_pause"), hook_address("pm_sigint_resume")
