@@ -55,7 +55,7 @@ class CppObject(metaclass=CppClass):
         return _reduce_object(self)
 
     @classmethod
-    def adopt(cls, address: int, owned: bool, const: bool = False, keep=None):
+    def _adopt(cls, address: int, owned: bool, const: bool = False, keep=None):
         """A Python object for the C++ object at `address` (see the module docstring)."""
         made = object.__new__(_const_class(cls) if const else cls)
         made._address, made._owned, made._keep = address, owned, keep
@@ -352,7 +352,7 @@ def _bytes_of(obj) -> bytes:
 def _object_from_bytes(cls, data: bytes):
     """A struct rebuilt from its bytes (C++ copies them into a new object)."""
     numpy = cls._context.numpy
-    return cls.adopt(cls._from_bytes(numpy.frombuffer(data, numpy.uint8)), owned=True)
+    return cls._adopt(cls._from_bytes(numpy.frombuffer(data, numpy.uint8)), owned=True)
 
 
 copyreg.pickle(CppClass, _reduce_class)

@@ -17,7 +17,7 @@ returned `std::vector<T>` is a structured array over the vector's memory
 from __future__ import annotations
 
 from ...errors import ConversionError
-from .types import KINDS, Context, Kind, Vector
+from .types import KINDS, Context, Kind, Vector, contiguous_view
 
 _POINTER_FORMS = {"ptr": "", "cptr": "const ", "ref": "", "cref": "const ", "value": ""}
 
@@ -105,7 +105,7 @@ class Object(Kind):
         def take(address, receiver=None):
             if address == 0:
                 return None
-            return classes[self.cls].adopt(address, owned=owned, const=const,
+            return classes[self.cls]._adopt(address, owned=owned, const=const,
                                            keep=None if owned else receiver)
         return take
 
@@ -158,13 +158,8 @@ class RecordSpan(Kind):
                     f"{where}: C++ {cls.__name__} arrays are NumPy arrays of dtype "
                     f"{cls.__name__}.dtype ({dtype}), got "
                     f"{getattr(value, 'dtype', type(value).__name__)}")
-            if not value.flags.c_contiguous:
-                raise ConversionError(f"{where}: the array must be contiguous "
-                                      f"(np.ascontiguousarray copies it)")
-            if writable and not value.flags.writeable:
-                raise ConversionError(f"{where}: C++ may write to the array, but it is "
-                                      f"read-only (take a const pointer or span in C++)")
-            return from_buffer("char[]", value, require_writable=writable)
+            return contiguous_view(value, where, f"{cls.__name__} array", writable,
+                                   from_buffer, "char[]")
         return view
 
     def argument_converter(self, context: Context, where: str):

@@ -332,15 +332,21 @@ class _ArrayLike(Kind):
                 raise ConversionError(f"{where}: C++ {wanted}, got an array of "
                                       f"{value.dtype} (convert it with "
                                       f".astype({expected.name!r}), a copy)")
-            if not value.flags.c_contiguous:
-                raise ConversionError(f"{where}: C++ {wanted} in contiguous memory; this "
-                                      f"array is strided (np.ascontiguousarray copies it)")
-            if writable and not value.flags.writeable:
-                raise ConversionError(f"{where}: C++ {self.cpp()} may write to the "
-                                      f"array, but it is read-only (use a const "
-                                      f"pointer in C++, or pass a writable array)")
-            return from_buffer(cdecl, value, require_writable=writable)
+            return contiguous_view(value, where, self.cpp(), writable, from_buffer, cdecl)
         return view
+
+
+def contiguous_view(value, where: str, cpp: str, writable: bool, from_buffer, cdecl: str):
+    """A cffi pointer into the memory of `value`, an array of the right dtype, if it is
+    C-contiguous and (when C++ may write to it, `writable`) writable."""
+    if not value.flags.c_contiguous:
+        raise ConversionError(f"{where}: C++ {cpp} takes contiguous memory; this array "
+                              f"is strided (np.ascontiguousarray copies it)")
+    if writable and not value.flags.writeable:
+        raise ConversionError(f"{where}: C++ {cpp} may write to the array, but it is "
+                              f"read-only (use a const pointer in C++, or pass a "
+                              f"writable array)")
+    return from_buffer(cdecl, value, require_writable=writable)
 
 
 class Array(_ArrayLike):
