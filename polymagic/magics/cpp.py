@@ -43,7 +43,9 @@ class CppMagics(Magics):
 
         Arrays pass as zero-copy views (T*, const T*, std::span<T>), returned
         std::vector<T> become NumPy arrays owning the vector's memory, Python callables
-        pass as function pointers or std::function. See `python -m polymagic help cpp`.
+        pass as function pointers or std::function; other standard containers (vector
+        parameters, map, pair, tuple, optional) convert as copies. C++20 unless --std.
+        See `python -m polymagic help cpp`.
         """
         __tracebackhide__ = True  # IPython leaves the magic's own frames out of tracebacks
         from ..bridges.cpp import CppOptions, load

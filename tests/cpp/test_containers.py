@@ -401,3 +401,42 @@ def test_cpp20_is_the_default_standard():
     assert module.standard() == 202002 and module.first(np.array([2.5])) == 2.5
     assert pm.cpp("long standard() { return __cplusplus; }",
                   std="c++17").standard() == 201703
+
+
+def test_overload_shape_tests_tell_containers_apart():
+    """overload_test (for overloads.py's conversion pass) tells a dict from a list,
+    a pair from a longer tuple, and None for an optional."""
+    def matches(spec, value):
+        names = {}
+        exact, convertible, _converted, python = containers.overload_test(spec, "v", names)
+        assert eval(exact, names, {"v": value}) is False
+        return eval(convertible, names, {"v": value})
+    scalar = {"t": "scalar", "tag": "int", "cpp": "int"}
+    vector = {"kind": "container", "type": {"t": "vector", "items": [scalar]}}
+    mapping = {"kind": "container", "type": {"t": "map", "items": [scalar, scalar]}}
+    pair = {"kind": "container", "type": {"t": "pair", "items": [scalar, scalar]}}
+    optional = {"kind": "container", "type": {"t": "optional", "items": [scalar]}}
+    out = {"kind": "container_out", "type": {"t": "vector", "items": [scalar]}}
+    assert matches(vector, [1]) and matches(vector, np.arange(2)) and not matches(vector, {1: 1})
+    assert matches(mapping, {1: 1}) and not matches(mapping, [1])
+    assert matches(pair, (1, 2)) and not matches(pair, (1, 2, 3))
+    assert matches(optional, None) and matches(optional, 3) and not matches(optional, "x")
+    assert matches(out, [1]) and not matches(out, (1,))
+    assert containers.overload_test(mapping, "v", {})[3] == "dict"
+
+
+def test_overloads_on_container_types_dispatch_by_shape():
+    """f(std::vector<int>) and f(std::map<std::string, int>): a dict reaches the map
+    overload, a list the vector one; an optional takes None."""
+    module = pm.cpp(r"""
+        #include <map>
+        #include <optional>
+        #include <string>
+        #include <vector>
+        int f(const std::vector<int>& xs) { return 1; }
+        int f(const std::map<std::string, int>& m) { return 2; }
+        int g(std::optional<double> x) { return x ? 1 : 0; }
+        int g(const std::string& s) { return 2; }
+    """)
+    assert module.f([1, 2]) == 1 and module.f({"a": 1}) == 2 and module.f(np.arange(2)) == 1
+    assert module.g(None) == 0 and module.g(1.5) == 1 and module.g("x") == 2

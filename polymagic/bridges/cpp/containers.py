@@ -263,6 +263,52 @@ def kinds(kind_base: type, string_kind: type) -> tuple[type, ...]:
             type("StringCopy", (StringCopyKind, string_kind), {}))
 
 
+# ------------------------------------------------------------ overloads
+
+def overload_test(spec: dict, var: str, names: dict) -> tuple:
+    """How overloads.py may tell this kind's arguments apart: (exact, convertible,
+    converted, python), its Test's fields. A container always converts (a copy), so it
+    matches in the conversion pass only, by the value's shape (a sequence, a mapping,
+    a tuple of N items, None for an optional); its elements are judged by the call."""
+    import numpy
+    names.update(_pm_array=numpy.ndarray, _pm_text=(str, bytes),
+                 _pm_sequence=(list, tuple, range, numpy.ndarray))
+    out = spec["kind"] == "container_out"
+    return "False", _shape(spec["type"], var, out), None, _python_form(spec["type"], out)
+
+
+def _shape(node: dict, var: str, out: bool = False) -> str:
+    kind = node["t"]
+    if kind in ("map", "unordered_map"):
+        return f"isinstance({var}, dict)" if out else \
+            f"(isinstance({var}, dict) or hasattr({var}, 'keys'))"
+    if kind == "vector":
+        return f"isinstance({var}, (list, _pm_array))" if out else \
+            f"isinstance({var}, _pm_sequence)"
+    if kind in ("pair", "tuple"):
+        return f"(isinstance({var}, (tuple, list)) and len({var}) == {len(node['items'])})"
+    if kind == "optional":
+        return f"({var} is None or {_shape(node['items'][0], var)})"
+    if kind in ("string", "string_view"):
+        return f"isinstance({var}, _pm_text)"
+    if node["tag"] == "bool":
+        return f"isinstance({var}, (bool, int))"
+    return f"(isinstance({var}, (int, float)) and not isinstance({var}, bool))" \
+        if node["tag"] in ("float", "double") else f"isinstance({var}, int)"
+
+
+def _python_form(node: dict, out: bool = False) -> str:
+    forms = {"map": "dict", "unordered_map": "dict", "vector": "list or 1-D array",
+             "pair": "tuple", "tuple": "tuple", "string": "str", "string_view": "str"}
+    if node["t"] == "optional":
+        return f"{_python_form(node['items'][0])} or None"
+    if node["t"] == "vector" and out:
+        return "list (filled) or 1-D array"
+    if node["t"] == "scalar":
+        return {"bool": "bool", "float": "float", "double": "float"}.get(node["tag"], "int")
+    return forms[node["t"]]
+
+
 # ------------------------------------------------------------ code the cell needs
 
 def _functions(value):

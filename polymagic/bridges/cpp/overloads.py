@@ -62,7 +62,7 @@ from typing import Callable, NamedTuple
 from ... import build
 from ...errors import BridgeUnavailable, CompileError, OverloadError
 from ...toolchain import compiler, compiler_identity, load_extension
-from . import callbacks, processes, sources, types
+from . import callbacks, containers, processes, sources, types
 
 
 class Test(NamedTuple):
@@ -137,6 +137,8 @@ for _kinds, _matcher in ((("scalar",), _scalar), (("array", "span"), _array),
                          (("cstr", "string"), _text), (("fnptr", "function"), _callback)):
     for _kind in _kinds:
         register(_kind, _matcher)
+for _kind in ("container", "container_out"):  # by the value's shape (containers.py)
+    register(_kind, lambda spec, var, names: Test(*containers.overload_test(spec, var, names)))
 
 
 def _unknown(spec: dict, var: str, names: dict) -> Test:
