@@ -65,6 +65,7 @@ struct Vec {
     bool operator==(const Vec& o) const { return x == o.x && y == o.y; }
     bool operator<(const Vec& o) const { return x < o.x; }
     double operator()(double k) const { return k * (x + y); }
+    double& operator[](int i) { if (i < 0 || i > 1) throw std::out_of_range("Vec index"); return i ? y : x; }
 };
 std::ostream& operator<<(std::ostream& s, const Vec& v) { return s << "Vec(" << v.x << ", " << v.y << ")"; }
 Vec operator*(const Vec& v, double k) { return {v.x * k, v.y * k}; }
@@ -151,6 +152,12 @@ def test_operators(cell):
     assert (a * 2.0).x == 2.0  # a free operator, as a method of its first operand
     assert a < b and not b < a
     assert a(10.0) == 30.0
+    assert a[1] == 2.0
+    a[0] = 5.0  # operator[] returns double&: assignment writes through it
+    assert a.x == 5.0
+    with pytest.raises(IndexError, match="Vec index"):
+        a[2] = 1.0
+    a.x = 1.0
     c = a
     c += b
     assert c is a and str(a) == "Vec(4, 6)"

@@ -25,7 +25,7 @@ from ...errors import ConversionError
 from . import fastcalls, overloads
 
 # Members that are dunders but a const view must know (and shifted bases rebind).
-_DUNDER_MEMBERS = {"__call__", "__getitem__", "__iadd__", "__isub__", "__imul__",
+_DUNDER_MEMBERS = {"__call__", "__getitem__", "__setitem__", "__iadd__", "__isub__", "__imul__",
                    "__itruediv__"}
 
 
@@ -155,7 +155,7 @@ def _add_member(namespace, properties, role, python, members, context, wrap) -> 
         namespace[python] = staticmethod(_callable(python, members, wrap, leading=0))
     else:
         method = _callable(python, members, wrap, leading=1)
-        if role == "operator" and python not in ("__getitem__", "__call__"):
+        if role == "operator" and python not in ("__getitem__", "__setitem__", "__call__"):
             method = _operator(python, method)
         namespace[python] = method
         if not all(m.get("const") or role == "str" for m in members):

@@ -229,8 +229,25 @@ class Reader:
         function["noexcept"] = cursor.exception_specification_kind.name not in (
             "NONE", "UNEVALUATED")
         if name.startswith("operator"):
-            return self._operator(entry, function, name[len("operator"):].strip())
+            symbol = name[len("operator"):].strip()
+            if symbol == "[]":
+                self._item_setter(entry, function, cursor.result_type.get_canonical())
+            return self._operator(entry, function, symbol)
         return member(entry, function, "method", name, f"({{0}}).{name}({{rest}})")
+
+    def _item_setter(self, entry: dict, getter: dict, result) -> None:
+        """`a[i] = x` where operator[] returns a non-const reference."""
+        if result.kind.name != "LVALUEREFERENCE" or \
+                result.get_pointee().is_const_qualified():
+            return
+        try:
+            value = self.param_spec(result.get_pointee())
+        except Unsupported:
+            return
+        setter = {"name": getter["name"], "line": getter["line"], "ret": {"kind": "void"},
+                  "params": [*getter["params"], {"name": "value", "type": value}]}
+        entry["members"].append(member(entry, setter, "operator", "__setitem__",
+                                       "({0})[{1}] = {2}"))
 
     def _is_operator(self, name: str) -> bool:
         symbol = name[len("operator"):].strip()
