@@ -30,6 +30,13 @@ def set_ipython_namespace(namespace: dict | None) -> None:
     _state["ipython"] = namespace
 
 
+def state() -> dict:
+    """The namespaces given (keys "explicit", then "ipython": the first not None is the
+    shared one), for code that reads them on a hot path without calling namespace():
+    NamespaceProxy here, R's py$name in C (marshal/r_shim_hub.c)."""
+    return _state
+
+
 def namespace() -> dict:
     """The shared namespace, by the rules in this module's docstring."""
     for chosen in (_state["explicit"], _state["ipython"]):

@@ -128,25 +128,16 @@ static PyObject *pm_run_call(pm_call_request *request, int raw)
     return pm_convert_result(request->result, raw);
 }
 
-/* call(closure address, args tuple, kwargs dict or None, raw) -> the converted result
- * (an rpy2 proxy when raw), or an outcome object. */
-static PyObject *py_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* closure(*positional, **kwargs) in R: the converted result (an rpy2 proxy when raw),
+ * or an outcome object. */
+static PyObject *pm_call(SEXP closure, PyObject *const *values, Py_ssize_t positional,
+                         PyObject *kwargs, int raw)
 {
-    (void) self;
-    if (nargs != 4 || !PyTuple_Check(args[1]) || pm_enter_r == NULL) {
-        PyErr_SetString(PyExc_TypeError, "call(closure, args, kwargs, raw) after "
-                        "set_call_hooks");
-        return NULL;
-    }
     pm_argument small[PM_SMALL_CALL];
     PyObject *small_keep[PM_SMALL_CALL] = {NULL};
-    PyObject *kwargs = args[2] == Py_None ? NULL : args[2];
-    Py_ssize_t positional = PyTuple_GET_SIZE(args[1]);
     Py_ssize_t count = positional + (kwargs ? PyDict_GET_SIZE(kwargs) : 0);
-    pm_call_request request = {pm_sexp_arg(args[0]), count, small, NULL};
+    pm_call_request request = {closure, count, small, NULL};
     PyObject **keep = small_keep;
-    if (PyErr_Occurred())
-        return NULL;
     if (count > PM_SMALL_CALL) {
         request.arguments = PyMem_Calloc((size_t) count, sizeof(pm_argument));
         keep = PyMem_Calloc((size_t) count, sizeof(PyObject *));
@@ -161,8 +152,7 @@ static PyObject *py_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     PyObject *key, *value;
     for (; read < positional; read++) {
         request.arguments[read].name = NULL;
-        if (pm_read_argument(PyTuple_GET_ITEM(args[1], read), &request.arguments[read],
-                             &keep[read]) < 0)
+        if (pm_read_argument(values[read], &request.arguments[read], &keep[read]) < 0)
             goto done;
     }
     while (kwargs && PyDict_Next(kwargs, &position, &key, &value)) {
@@ -173,7 +163,7 @@ static PyObject *py_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs
             goto done;
         read++;
     }
-    result = pm_run_call(&request, args[3] == Py_True);
+    result = pm_run_call(&request, raw);
 done:
     for (Py_ssize_t i = 0; i < count; i++)
         Py_XDECREF(keep[i]);
@@ -182,6 +172,23 @@ done:
         PyMem_Free(keep);
     }
     return result;
+}
+
+/* call(closure address, args tuple, kwargs dict or None, raw) -> the converted result
+ * (an rpy2 proxy when raw), or an outcome object. */
+static PyObject *py_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void) self;
+    if (nargs != 4 || !PyTuple_Check(args[1]) || pm_enter_r == NULL) {
+        PyErr_SetString(PyExc_TypeError, "call(closure, args, kwargs, raw) after "
+                        "set_call_hooks");
+        return NULL;
+    }
+    SEXP closure = pm_sexp_arg(args[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    return pm_call(closure, &PyTuple_GET_ITEM(args[1], 0), PyTuple_GET_SIZE(args[1]),
+                   args[2] == Py_None ? NULL : args[2], args[3] == Py_True);
 }
 
 /* set_call_hooks(enter, leave, argument_to_r, result_to_python, result_raw,
@@ -209,7 +216,176 @@ static PyObject *py_set_call_hooks(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* ---- RFunction.__call__ in C ---------------------------------------------------------
+ *
+ * The R engine's RFunction is a Python class; once R is up, its __call__ becomes one
+ * object of this type: a method descriptor whose vectorcall makes the call above for a
+ * call with positional arguments only, from R's thread, with no Python frame of
+ * polymagic's (one per hop of a deep Python <-> R recursion). Everything else (keyword
+ * arguments, another thread, R not set up) goes to the Python method it replaces,
+ * unchanged. What the fast path does is what that method does: the outcome objects
+ * become the exception `function._failed(outcome)` gives, an exception leaving gets
+ * polymagic's frames hidden, and output R held back is released after a success.
+ */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *python_call;    /* the Python __call__: (function, *args, **kwargs) */
+    PyObject *outcome_type;   /* the class of the outcome objects */
+    PyObject *hide_plumbing;  /* error -> None: drops polymagic's frames */
+    PyObject *session;        /* .held_stderr, .release_stderr() */
+    unsigned long r_thread;
+} pm_fast_call;
+
+static PyObject *pm_names[5];   /* interned attribute names */
+enum { PM_ADDRESS, PM_RAW, PM_FAILED, PM_HELD, PM_RELEASE };
+
+/* The exception set now, with polymagic's frames hidden; NULL. */
+static PyObject *pm_leave_with_error(pm_fast_call *call)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL) {
+        if (traceback != NULL)
+            PyException_SetTraceback(value, traceback);
+        PyObject *done = PyObject_CallOneArg(call->hide_plumbing, value);
+        if (done == NULL)   /* hiding failed: raise the error as it is */
+            PyErr_Clear();
+        Py_XDECREF(done);
+        Py_XSETREF(traceback, PyException_GetTraceback(value));
+    }
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+}
+
+/* What RFunction.__call__ does after the shim's call returned `result`. */
+static PyObject *pm_finish_call(pm_fast_call *call, PyObject *function, PyObject *result)
+{
+    if (result == NULL)
+        return pm_leave_with_error(call);
+    if ((PyObject *) Py_TYPE(result) == call->outcome_type) {
+        PyObject *error = PyObject_CallMethodOneArg(function, pm_names[PM_FAILED], result);
+        Py_DECREF(result);
+        if (error != NULL) {
+            PyErr_SetObject((PyObject *) Py_TYPE(error), error);
+            Py_DECREF(error);
+        }
+        return pm_leave_with_error(call);
+    }
+    PyObject *held = PyObject_GetAttr(call->session, pm_names[PM_HELD]);
+    if (held == NULL) {
+        Py_DECREF(result);
+        return pm_leave_with_error(call);
+    }
+    if (held != Py_None) {
+        PyObject *done = PyObject_CallMethodNoArgs(call->session, pm_names[PM_RELEASE]);
+        if (done == NULL) {
+            Py_DECREF(held);
+            Py_DECREF(result);
+            return pm_leave_with_error(call);
+        }
+        Py_DECREF(done);
+    }
+    Py_DECREF(held);
+    return result;
+}
+
+static PyObject *pm_fast_call_vectorcall(PyObject *callable, PyObject *const *args,
+                                         size_t nargsf, PyObject *kwnames)
+{
+    pm_fast_call *call = (pm_fast_call *) callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
+        PyThread_get_thread_ident() != call->r_thread || pm_enter_r == NULL)
+        return PyObject_Vectorcall(call->python_call, args, nargsf, kwnames);
+    PyObject *function = args[0];
+    PyObject *address = PyObject_GetAttr(function, pm_names[PM_ADDRESS]);
+    if (address == NULL)
+        return pm_leave_with_error(call);
+    SEXP closure = (SEXP) PyLong_AsVoidPtr(address);
+    Py_DECREF(address);
+    PyObject *raw_flag = PyObject_GetAttr(function, pm_names[PM_RAW]);
+    int raw = raw_flag == NULL ? -1 : PyObject_IsTrue(raw_flag);
+    Py_XDECREF(raw_flag);
+    if (raw < 0 || PyErr_Occurred())
+        return pm_leave_with_error(call);
+    /* one level of Python's recursion limit per call, as the Python frame it replaces
+     * counted: deep Python <-> R recursion meets that limit before the C stack ends */
+    if (Py_EnterRecursiveCall(" while calling an R function"))
+        return pm_leave_with_error(call);
+    PyObject *result = pm_call(closure, args + 1, nargs - 1, NULL, raw);
+    Py_LeaveRecursiveCall();
+    return pm_finish_call(call, function, result);
+}
+
+static PyObject *pm_fast_call_get(PyObject *self, PyObject *instance, PyObject *owner)
+{
+    (void) owner;
+    if (instance == NULL || instance == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, instance);
+}
+
+static void pm_fast_call_dealloc(PyObject *self)
+{
+    pm_fast_call *call = (pm_fast_call *) self;
+    Py_XDECREF(call->python_call);
+    Py_XDECREF(call->outcome_type);
+    Py_XDECREF(call->hide_plumbing);
+    Py_XDECREF(call->session);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject pm_fast_call_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_polymagic_r_shim.RFunctionCall",
+    .tp_doc = "RFunction.__call__ in C (see r_shim_calls.c).",
+    .tp_basicsize = sizeof(pm_fast_call),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_METHOD_DESCRIPTOR |
+                Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(pm_fast_call, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = pm_fast_call_get,
+    .tp_dealloc = pm_fast_call_dealloc,
+};
+
+/* fast_call(python_call, outcome_type, hide_plumbing, session, r_thread) -> the
+ * descriptor to install as RFunction.__call__. */
+static PyObject *py_fast_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void) self;
+    static const char *names[] = {"_address", "_raw", "_failed", "held_stderr",
+                                  "release_stderr"};
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fast_call(python_call, outcome_type, "
+                        "hide_plumbing, session, r_thread)");
+        return NULL;
+    }
+    unsigned long r_thread = PyLong_AsUnsignedLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        if (pm_names[i] == NULL && (pm_names[i] = PyUnicode_InternFromString(names[i])) == NULL)
+            return NULL;
+    if (pm_fast_call_type.tp_flags & Py_TPFLAGS_READY ? 0 : PyType_Ready(&pm_fast_call_type) < 0)
+        return NULL;
+    pm_fast_call *call = PyObject_New(pm_fast_call, &pm_fast_call_type);
+    if (call == NULL)
+        return NULL;
+    call->vectorcall = pm_fast_call_vectorcall;
+    call->python_call = Py_NewRef(args[0]);
+    call->outcome_type = Py_NewRef(args[1]);
+    call->hide_plumbing = Py_NewRef(args[2]);
+    call->session = Py_NewRef(args[3]);
+    call->r_thread = r_thread;
+    return (PyObject *) call;
+}
+
 PyMethodDef pm_call_methods[] = {
+    {"fast_call", (PyCFunction) (void (*)(void)) py_fast_call, METH_FASTCALL,
+     "fast_call(python_call, outcome_type, hide_plumbing, session, r_thread) -> "
+     "RFunction.__call__ in C"},
     {"call", (PyCFunction) (void (*)(void)) py_call, METH_FASTCALL,
      "call(closure, args, kwargs, raw) -> result, or an outcome object"},
     {"set_call_hooks", (PyCFunction) (void (*)(void)) py_set_call_hooks, METH_FASTCALL,

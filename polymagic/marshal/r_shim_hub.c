@@ -18,6 +18,8 @@
 
 #include <R_ext/Rdynload.h>
 
+static PyObject *pm_hub_state = NULL;      /* hub._state: "explicit", "ipython" */
+static PyObject *pm_hub_chosen[2] = {NULL, NULL};   /* those two keys */
 static PyObject *pm_hub_namespace = NULL;  /* () -> the shared namespace (a mapping) */
 static PyObject *pm_hub_missing = NULL;    /* name -> value, or raises HubNameError */
 static SEXP pm_hub_closures = NULL;        /* R environment: name -> closure (preserved) */
@@ -32,13 +34,27 @@ typedef struct {
     const char *error;         /* PM_HUB_FAILED: R's error text */
 } pm_hub_value;
 
+/* The shared namespace (new ref): a namespace the hub was given, read here as
+ * hub.namespace() reads it (a Python call less per lookup), else hub.namespace(). */
+static PyObject *pm_hub_space(void)
+{
+    for (int i = 0; i < 2; i++) {
+        PyObject *space = PyDict_GetItemWithError(pm_hub_state, pm_hub_chosen[i]);
+        if (space == NULL && PyErr_Occurred())
+            return NULL;
+        if (space != NULL && space != Py_None)
+            return Py_NewRef(space);
+    }
+    return PyObject_CallNoArgs(pm_hub_namespace);
+}
+
 /* namespace[name], or what the hub's missing-name rule gives (it raises). New ref. */
 static PyObject *pm_hub_value_of(const char *name)
 {
     PyObject *key = PyUnicode_FromString(name);
     if (key == NULL)
         return NULL;
-    PyObject *space = PyObject_CallNoArgs(pm_hub_namespace);
+    PyObject *space = pm_hub_space();
     PyObject *value = space == NULL ? NULL : PyObject_GetItem(space, key);
     Py_XDECREF(space);
     if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
@@ -178,27 +194,35 @@ static void pm_make_getter_body(void *data)
     request->getter = getter;
 }
 
-/* hub_getter(namespace, missing) -> address of a preserved R closure
- * `function(x, name, ...)`: `py$name` for R. namespace() gives the shared namespace,
+/* hub_getter(state, namespace, missing) -> address of a preserved R closure
+ * `function(x, name, ...)`: `py$name` for R. state is hub._state (a namespace given
+ * under "explicit", else "ipython", is the shared one), namespace() gives it otherwise,
  * missing(name) answers for a name it lacks (raising the hub's error). */
 static PyObject *py_hub_getter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void) self;
-    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "hub_getter(namespace, missing) takes two "
-                        "callables");
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyCallable_Check(args[1]) ||
+        !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "hub_getter(state, namespace, missing) takes a "
+                        "dict and two callables");
         return NULL;
     }
+    if (pm_hub_chosen[0] == NULL &&
+        ((pm_hub_chosen[0] = PyUnicode_InternFromString("explicit")) == NULL ||
+         (pm_hub_chosen[1] = PyUnicode_InternFromString("ipython")) == NULL))
+        return NULL;
     pm_hub_request request = {NULL};
     if (!pm_guard("make the hub's getter", pm_make_getter_body, &request))
         return NULL;
-    Py_XSETREF(pm_hub_namespace, Py_NewRef(args[0]));
-    Py_XSETREF(pm_hub_missing, Py_NewRef(args[1]));
+    Py_XSETREF(pm_hub_state, Py_NewRef(args[0]));
+    Py_XSETREF(pm_hub_namespace, Py_NewRef(args[1]));
+    Py_XSETREF(pm_hub_missing, Py_NewRef(args[2]));
     return PyLong_FromVoidPtr(request.getter);
 }
 
 PyMethodDef pm_hub_methods[] = {
     {"hub_getter", (PyCFunction) (void (*)(void)) py_hub_getter, METH_FASTCALL,
-     "hub_getter(namespace, missing) -> preserved address of R's py$name method."},
+     "hub_getter(state, namespace, missing) -> preserved address of R's py$name "
+     "method."},
     {NULL, NULL, 0, NULL}
 };

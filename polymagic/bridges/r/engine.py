@@ -107,6 +107,10 @@ class _Session:
         self._install_hub()
         _RRuntimeError = self.ri.embedded.RRuntimeError
         _r_thread = threading.get_ident()
+        # From now on RFunction.__call__ runs in C (marshal/r_shim_calls.c) when it can:
+        # positional arguments, R's thread; anything else comes to _python_call.
+        RFunction.__call__ = marshal_shim.shim().fast_call(
+            RFunction._python_call, _Outcome, hide_plumbing, self, _r_thread)
 
     def _define_helpers(self):
         ri = self.ri
@@ -134,7 +138,7 @@ class _Session:
         env["py_set"] = to_r(hub.assign)  # (the first to_r of a callable sets its hooks)
         env["py_names"] = to_r(lambda: sorted(n for n in hub.namespace() if n[0] != "_"))
         # py$name in C (marshal/r_shim_hub.c): looked up at each use, closures kept
-        getter = marshal_shim.shim().hub_getter(hub.namespace,
+        getter = marshal_shim.shim().hub_getter(hub.state(), hub.namespace,
                                                 lambda name: hub.lookup(name, "R"))
         env["py_get"] = marshal_shim.adopt(getter, type(env["py_set"]))
         ri.baseenv["eval"](ri.parse(_r_source("hub.R")), env)
@@ -504,12 +508,14 @@ class RFunction:
         self.name = name
         self._address = marshal_shim.address_of(sexp)
 
-    def __call__(self, *args, **kwargs):
+    def _python_call(self, *args, **kwargs):
         """The one way into R, for every call and every cell step: the shim converts
         the arguments, builds the call and evaluates it in R's global environment in
         C (marshal/r_shim_calls.c; rpy2's closure call spends ~6 us in Python around
         the same C calls), with Ctrl-C routed to R and the C stack guarded. Kept in one
-        frame: deep Python <-> R recursion pays for every frame of the round trip."""
+        frame: deep Python <-> R recursion pays for every frame of the round trip.
+        Once R is up, __call__ is this method done in C (the shim's fast_call) for
+        positional arguments from R's thread, and this method for the rest."""
         __tracebackhide__ = True  # plumbing: IPython leaves it out of tracebacks
         try:  # inline rather than @entry_point: no extra frame per call
             if threading.get_ident() != _r_thread:
@@ -526,6 +532,8 @@ class RFunction:
         except BaseException as error:
             hide_plumbing(error)  # the user sees no polymagic frame, this one included
             raise
+
+    __call__ = _python_call
 
     def _failed(self, outcome: _Outcome) -> BaseException:
         if outcome is _STACK_LEFT_TOO_SMALL:
