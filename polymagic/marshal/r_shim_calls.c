@@ -35,6 +35,8 @@ typedef struct {
     Py_ssize_t count;
     pm_argument *arguments;
     SEXP result;
+    int raw;         /* the result goes to Python unconverted */
+    int preserved;   /* result was R_PreserveObject'ed (not a plain scalar read here) */
 } pm_call_request;
 
 /* One argument read from Python; -1 with an exception set. `keep` receives what must
@@ -60,6 +62,16 @@ static int pm_read_argument(PyObject *value, pm_argument *out, PyObject **keep)
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* A plain attribute-free length-1 vector, or NULL: converted here, not by marshal. */
+static int pm_is_simple(SEXP x)
+{
+    if (x == R_NilValue)
+        return 1;
+    int type = TYPEOF(x);
+    return (type == REALSXP || type == INTSXP || type == LGLSXP || type == STRSXP ||
+            type == CPLXSXP) && ATTRIB(x) == R_NilValue && pm_plain(x) && XLENGTH(x) == 1;
+}
+
 static void pm_call_body(void *data)
 {
     pm_call_request *request = (pm_call_request *) data;
@@ -74,32 +86,21 @@ static void pm_call_body(void *data)
             SET_TAG(cell, Rf_install(argument->name));
     }
     SEXP value = Rf_eval(call, R_GlobalEnv);
-    R_PreserveObject(value);
+    /* a plain scalar is read into Python before R allocates again (no GC can run in
+     * between), so only other results need keeping */
+    request->preserved = request->raw || !pm_is_simple(value);
+    if (request->preserved)
+        R_PreserveObject(value);
     UNPROTECT(1);
     request->result = value;
 }
 
-/* The value of a plain attribute-free length-1 vector (or NULL), else NULL without an
- * exception: marshal converts it. */
-static PyObject *pm_simple_result(SEXP x)
+static PyObject *pm_convert_result(SEXP result, int preserved, int raw)
 {
-    if (x == R_NilValue)
-        Py_RETURN_NONE;
-    int type = TYPEOF(x);
-    if ((type != REALSXP && type != INTSXP && type != LGLSXP && type != STRSXP &&
-         type != CPLXSXP) || ATTRIB(x) != R_NilValue || !pm_plain(x) || XLENGTH(x) != 1)
-        return NULL;
-    return pm_scalar_to_python(x);
-}
-
-static PyObject *pm_convert_result(SEXP result, int raw)
-{
-    if (!raw) {
-        PyObject *value = pm_simple_result(result);
-        if (value != NULL || PyErr_Occurred()) {
-            R_ReleaseObject(result);
-            return value;
-        }
+    if (!preserved) {
+        if (result == R_NilValue)
+            Py_RETURN_NONE;
+        return pm_scalar_to_python(result);
     }
     PyObject *address = PyLong_FromVoidPtr(result);
     if (address == NULL) {
@@ -121,11 +122,12 @@ static PyObject *pm_run_call(pm_call_request *request, int raw)
     if (!done)
         return Py_NewRef(interrupted ? pm_outcome_interrupted : pm_outcome_failed);
     if (interrupted) {
-        R_ReleaseObject(request->result);
+        if (request->preserved)
+            R_ReleaseObject(request->result);
         PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;
     }
-    return pm_convert_result(request->result, raw);
+    return pm_convert_result(request->result, request->preserved, raw);
 }
 
 /* closure(*positional, **kwargs) in R: the converted result (an rpy2 proxy when raw),
@@ -136,7 +138,7 @@ static PyObject *pm_call(SEXP closure, PyObject *const *values, Py_ssize_t posit
     pm_argument small[PM_SMALL_CALL];
     PyObject *small_keep[PM_SMALL_CALL] = {NULL};
     Py_ssize_t count = positional + (kwargs ? PyDict_GET_SIZE(kwargs) : 0);
-    pm_call_request request = {closure, count, small, NULL};
+    pm_call_request request = {closure, count, small, NULL, raw, 0};
     PyObject **keep = small_keep;
     if (count > PM_SMALL_CALL) {
         request.arguments = PyMem_Calloc((size_t) count, sizeof(pm_argument));

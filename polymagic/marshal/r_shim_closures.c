@@ -174,21 +174,47 @@ PyObject *pm_value_to_r_pair(PyObject *value)
     return PyObject_CallOneArg(pm_value_to_r, value);
 }
 
+#define PM_SMALL_CALLBACK 8
+
+/* callable(*args) for a few unnamed arguments, without a tuple: NULL with an exception
+ * set when an argument cannot be converted or the call raised. */
+static PyObject *pm_call_unnamed(PyObject *callable, SEXP args, R_xlen_t n)
+{
+    PyObject *values[PM_SMALL_CALLBACK];
+    R_xlen_t read = 0;
+    for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), read++)
+        if ((values[read] = pm_argument_from_r(CAR(cell))) == NULL)
+            break;
+    PyObject *result = NULL;
+    if (read == n) {
+        int outer = pm_python_section_enter();
+        result = PyObject_Vectorcall(callable, values, (size_t) n, NULL);
+        pm_python_section_leave(outer);
+    }
+    for (R_xlen_t i = 0; i < read; i++)
+        Py_DECREF(values[i]);
+    return result;
+}
+
 /* The Python side of a call, under the GIL, calling nothing in R that can fail:
- * 1 with the result in *out or *value, 0 with the error text in pm_error_message. */
+ * 1 with the result in *out or *value, 0 with the error text in pm_error_message.
+ * `names` is NULL for at most PM_SMALL_CALLBACK arguments, none named. */
 static int pm_dispatch(PyObject *callable, SEXP args, R_xlen_t n, const char **names,
                        PROTECT_INDEX result_slot, SEXP *out, pm_callback_value *value)
 {
     PyObject *positional = NULL, *keywords = NULL, *result = NULL;
     int ok = 0;
-    if (pm_callback_arguments(args, n, names, &positional, &keywords) == 0) {
+    if (names == NULL && n <= PM_SMALL_CALLBACK) {
+        result = pm_call_unnamed(callable, args, n);
+        ok = result != NULL;
+    } else if (pm_callback_arguments(args, n, names, &positional, &keywords) == 0) {
         /* Ctrl-C in a long Python callback raises KeyboardInterrupt there */
         int outer = pm_python_section_enter();
         result = PyObject_Call(callable, positional, keywords);
-        ok = result != NULL &&
-             pm_callback_result(result, value, out, result_slot) == 0;
         pm_python_section_leave(outer);
+        ok = result != NULL;
     }
+    ok = ok && pm_callback_result(result, value, out, result_slot) == 0;
     if (!ok)
         pm_note_failure();
     Py_XDECREF(positional);
@@ -223,12 +249,17 @@ static SEXP pm_call_python(SEXP args)
     if (pm_value_from_r == NULL)
         Rf_error("polymagic's callback hooks are not set");
     /* Everything R might fail at is done before the GIL is taken. */
-    R_xlen_t n = Rf_xlength(args);
-    const char **names = (const char **) R_alloc((size_t) n + 1, sizeof(char *));
-    R_xlen_t i = 0;
-    for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), i++)
-        names[i] = TAG(cell) == R_NilValue ? NULL
-                                           : Rf_translateCharUTF8(PRINTNAME(TAG(cell)));
+    R_xlen_t n = 0, named = 0;
+    for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), n++)
+        named += TAG(cell) != R_NilValue;
+    const char **names = NULL;   /* NULL: a few unnamed arguments (pm_dispatch) */
+    if (named || n > PM_SMALL_CALLBACK) {
+        names = (const char **) R_alloc((size_t) n + 1, sizeof(char *));
+        R_xlen_t i = 0;
+        for (SEXP cell = args; cell != R_NilValue; cell = CDR(cell), i++)
+            names[i] = TAG(cell) == R_NilValue
+                           ? NULL : Rf_translateCharUTF8(PRINTNAME(TAG(cell)));
+    }
     PROTECT_INDEX result_slot;
     PROTECT_WITH_INDEX(R_NilValue, &result_slot);
     SEXP out = R_NilValue;

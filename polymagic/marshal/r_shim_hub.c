@@ -1,8 +1,8 @@
 /* R's `py$name` (and `py[["name"]]`): the value bound to `name` in the shared Python
  * namespace, looked up at every use, in C.
  *
- * The R engine registers the closure made here, `function(x, name, ...) .External(
- * <pm_hub_get>, name)`, as the `$` and `[[` methods of R's `py` object. A callable
+ * The R engine registers the closure made here, `function(x, name) .External(
+ * <pm_hub_get>, name)`, as the `$` method of R's `py` object (and `[[` calls it). A callable
  * becomes an R closure calling it (r_shim_closures.c); that closure is kept per name in
  * an R environment and handed out again while the name is bound to the very same
  * callable, so `py$f(x)` in a loop makes no new R object. Rebinding the name in Python
@@ -179,10 +179,9 @@ static void pm_make_getter_body(void *data)
     SEXP routine = PROTECT(R_MakeExternalPtrFn((DL_FUNC) pm_hub_get,
                                                Rf_install("native symbol"), R_NilValue));
     SEXP body = PROTECT(Rf_lang3(Rf_install(".External"), routine, Rf_install("name")));
-    SEXP formals = PROTECT(Rf_list3(R_MissingArg, R_MissingArg, R_MissingArg));
+    SEXP formals = PROTECT(Rf_list2(R_MissingArg, R_MissingArg));
     SET_TAG(formals, Rf_install("x"));
     SET_TAG(CDR(formals), Rf_install("name"));
-    SET_TAG(CDDR(formals), R_DotsSymbol);
     SEXP getter = PROTECT(Rf_allocSExp(CLOSXP));
     SET_FORMALS(getter, formals);
     SET_BODY(getter, body);
@@ -195,7 +194,7 @@ static void pm_make_getter_body(void *data)
 }
 
 /* hub_getter(state, namespace, missing) -> address of a preserved R closure
- * `function(x, name, ...)`: `py$name` for R. state is hub._state (a namespace given
+ * `function(x, name)`: `py$name` for R. state is hub._state (a namespace given
  * under "explicit", else "ipython", is the shared one), namespace() gives it otherwise,
  * missing(name) answers for a name it lacks (raising the hub's error). */
 static PyObject *py_hub_getter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
