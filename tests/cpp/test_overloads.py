@@ -279,6 +279,20 @@ def test_dispatcher_api_with_a_leading_receiver():
     assert holder.m(v=3) == ("int", holder, 3)
 
 
+def test_python_dispatcher_serves_alone_where_c_cannot_be_built(monkeypatch):
+    """Without the C part (a process with no compiler), the generated Python rule
+    is the dispatcher, with the same choices and error."""
+    from polymagic.bridges.cpp import overloads
+    monkeypatch.setattr(overloads, "_native_type", lambda: None)
+    spec = {"kind": "scalar", "tag": "int"}
+    entry = {"name": "f", "params": [{"name": "v", "type": spec}], "ret": spec, "line": 1}
+    function = dispatcher("f", [(entry, lambda v: v + 1)])
+    assert type(function).__name__ == "function"
+    assert function(1) == 2
+    with pytest.raises(OverloadError, match="Invoked with: 1.5"):
+        function(1.5)
+
+
 def test_magic_binds_the_overload_set(tmp_path_factory):
     """%%cpp binds the dispatcher under the name; an edited cell rebinds it."""
     with pytest.MonkeyPatch.context() as patch:
