@@ -1,6 +1,7 @@
 """%%cpp against the tools it replaces, in one run.
 
-  compile   first compile of small cells with %%cpp (a new cell each time), cached
+  compile   first compile of small cells with %%cpp (a new cell each time), beside
+            the anchor `g++ -O2 -shared -fPIC` of the same source (same -std), cached
             re-run in the same process and in a new process
   call      per-call time of a trivial `int add(int, int)` from %%cpp vs the same
             function through raw cffi in API mode and in ABI mode (built here by hand);
@@ -14,8 +15,10 @@
             overload) and an int (the second) vs one overload called alone, and vs
             pybind11 binding the same two overloads by hand (when pybind11 is installed)
 
-polymagic's C++ runtime object is compiled once per compiler (cached like a cell); the
-compile rows are measured with it already built, and its one-time cost is reported.
+polymagic's C++ runtime object and its precompiled headers (the standard prelude for
+g++ and libclang, Python.h for the glue) are built once per compiler and flags (cached
+like a cell); the compile rows are measured with them already built, and their
+one-time cost is reported.
 
 Usage: python bench/bench_cpp.py        Writes bench/results/bench_cpp.json.
 """
@@ -35,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cpp.json"
-TARGETS = {"first_compile_s": 0.5, "cached_same_process_ms": 5.0,
-           "cached_new_process_ms": 20.0, "call_ratio_vs_cffi_api": 1.3,
+TARGETS = {"first_compile_s": 0.5, "std_headers_ratio_vs_gxx": 0.6,
+           "cached_same_process_ms": 5.0, "cached_new_process_ms": 20.0, "call_ratio_vs_cffi_api": 1.3,
            "callback_ns": 133.0, "callback_ratio_vs_ffi_callback": 1.1,
            "dot_ratio_vs_hand": 1.1}
 
@@ -106,19 +109,28 @@ def shell():
     return ip
 
 
-def bench_compile(ip) -> dict:
+def bench_compile(ip, tmp: Path) -> dict:
+    from polymagic.bridges.cpp import prelude
     from polymagic.bridges.cpp.compiler import runtime_object
+    from polymagic.bridges.cpp.options import CppOptions
     from polymagic.toolchain import compiler
     started = time.perf_counter()
     runtime_object(compiler("c++"))
     rows = {"runtime_once_s": time.perf_counter() - started}
+    started = time.perf_counter()
+    for number in range(2):  # the second build that can use them starts them
+        ip.run_cell_magic("cpp", "", f"{CELLS['vector+string']}// {os.urandom(6).hex()}\n")
+    prelude.wait()  # until the precompiled headers are built (in the background)
+    rows["prelude_once_s"] = time.perf_counter() - started
+    std = CppOptions().std
     for name, cell in CELLS.items():
-        firsts = []
-        for _ in range(3):
+        firsts, anchors = [], []
+        for _ in range(5):
             fresh = f"{cell}// {os.urandom(6).hex()}\n"
             started = time.perf_counter()
             ip.run_cell_magic("cpp", "", fresh)
             firsts.append(time.perf_counter() - started)
+            anchors.append(plain_gxx(fresh, std, tmp))
         same = min(timeit.repeat(lambda: ip.run_cell_magic("cpp", "", fresh), number=1,
                                  repeat=20))
         news = []
@@ -128,9 +140,26 @@ def bench_compile(ip) -> dict:
                                  env=user_like_environment()).stdout
             news.append(float(out.split()[-1]))
         rows[name] = {"first_compile_s": statistics.median(firsts),
+                      "first_compile_min_s": min(firsts),
+                      "anchor_gxx_s": statistics.median(anchors),
+                      "anchor_gxx_min_s": min(anchors),
+                      "ratio_vs_gxx": statistics.median(firsts) / statistics.median(anchors),
+                      "ratio_vs_gxx_of_minima": min(firsts) / min(anchors),
                       "cached_same_process_ms": same * 1e3,
                       "cached_new_process_ms": statistics.median(news) * 1e3}
     return rows
+
+
+def plain_gxx(source: str, std: str, tmp: Path) -> float:
+    """The anchor: seconds for `g++ -O2 -shared -fPIC` of `source` (same -std as the
+    cell), as a user would build it by hand."""
+    from polymagic.toolchain import compiler
+    path = tmp / "anchor.cpp"
+    path.write_text(source)
+    started = time.perf_counter()
+    subprocess.run([compiler("c++"), "-O2", f"-std={std}", "-shared", "-fPIC", str(path),
+                    "-o", str(tmp / "anchor.so")], check=True)
+    return time.perf_counter() - started
 
 
 def user_like_environment() -> dict:
@@ -276,6 +305,7 @@ def report(results: dict) -> dict:
     small = [compile_rows[name] for name in ("scalar", "dot", "callback")]
     summary = {
         "first_compile_s": max(row["first_compile_s"] for row in small),
+        "std_headers_ratio_vs_gxx": compile_rows["vector+string"]["ratio_vs_gxx"],
         "cached_same_process_ms": max(row["cached_same_process_ms"] for row in small),
         "cached_new_process_ms": max(row["cached_new_process_ms"] for row in small),
         "call_ratio_vs_cffi_api": results["call"]["pm_add"] / results["call"]["api_add"],
@@ -286,10 +316,14 @@ def report(results: dict) -> dict:
     }
     print(f"\npolymagic C++ runtime, built once per compiler: "
           f"{compile_rows['runtime_once_s']:.2f} s")
-    print(f"\n{'cell':16}{'first compile s':>17}{'cached ms':>12}{'new process ms':>16}")
+    print(f"precompiled headers, built once per compiler and flags: "
+          f"{compile_rows['prelude_once_s']:.2f} s")
+    print(f"\n{'cell':16}{'first compile s':>17}{'g++ alone s':>13}{'ratio':>7}"
+          f"{'(minima)':>9}{'cached ms':>12}{'new process ms':>16}")
     for name in CELLS:
         row = compile_rows[name]
-        print(f"{name:16}{row['first_compile_s']:17.3f}"
+        print(f"{name:16}{row['first_compile_s']:17.3f}{row['anchor_gxx_s']:13.3f}"
+              f"{row['ratio_vs_gxx']:7.2f}{row['ratio_vs_gxx_of_minima']:9.2f}"
               f"{row['cached_same_process_ms']:12.2f}{row['cached_new_process_ms']:16.2f}")
     call = results["call"]
     print(f"\ncall add(1, 2): %%cpp {call['pm_add']:.0f} ns, raw cffi API "
@@ -327,7 +361,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("POLYMAGIC_CACHE_DIR", str(Path(tmp) / "cache"))
         ip = shell()
-        results = {"compile": bench_compile(ip)}
+        results = {"compile": bench_compile(ip, Path(tmp))}
         raw_api, _abi, abi_lib, _ = raw_cffi(Path(tmp))
         results["call"] = bench_calls(ip, raw_api, abi_lib)
         results["callback"] = bench_callback(ip, raw_api)
