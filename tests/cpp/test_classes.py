@@ -88,6 +88,19 @@ struct Tagged : Named, Particle { int tag = 7; };
 double x_of(const Particle& p) { return p.x; }
 
 template <class T> struct Box { T value; };
+
+class Grid {
+  public:
+    explicit Grid(int n) : cells(n, 1.0), swarm(n) { ++alive; }
+    ~Grid() { --alive; }
+    std::span<double> data() { return cells; }
+    std::span<const double> view() const { return cells; }
+    std::span<Particle> particles() { return swarm; }
+    double sum() const { double s = 0; for (double c : cells) s += c; return s; }
+  private:
+    std::vector<double> cells;
+    std::vector<Particle> swarm;
+};
 """
 
 
@@ -419,3 +432,24 @@ def test_objects_and_classes_travel_to_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], input=data,
                             capture_output=True, timeout=300, env=env)
     assert result.stdout.decode().split() == ["True", "11.0", "3", "9"], result.stderr
+
+
+def test_returned_spans_are_views_that_keep_their_object(cell):
+    gc.collect()
+    before = cell.alive_count()
+    grid = cell.Grid(4)
+    data, view = grid.data(), grid.view()
+    assert np.shares_memory(data, view) and data.flags.writeable
+    assert not view.flags.writeable  # std::span<const double>
+    data[:] = 2.0
+    assert grid.sum() == 8.0  # NumPy wrote into the C++ vector
+    swarm = grid.particles()
+    assert swarm.dtype == cell.Particle.dtype
+    swarm["x"] = 3.0
+    del grid
+    gc.collect()
+    assert cell.alive_count() == before + 1  # the views keep the Grid alive
+    assert data.sum() == 8.0 and swarm["x"].sum() == 12.0
+    del data, view, swarm
+    gc.collect()
+    assert cell.alive_count() == before

@@ -17,7 +17,8 @@ returned `std::vector<T>` is a structured array over the vector's memory
 from __future__ import annotations
 
 from ...errors import ConversionError
-from .types import KINDS, Context, Kind, Vector, contiguous_view
+from .types import (KINDS, Context, Kind, Vector, contiguous_view, span_return,
+                    span_viewer)
 
 _POINTER_FORMS = {"ptr": "", "cptr": "const ", "ref": "", "cref": "const ", "value": ""}
 
@@ -161,6 +162,24 @@ class RecordSpan(Kind):
             return contiguous_view(value, where, f"{cls.__name__} array", writable,
                                    from_buffer, "char[]")
         return view
+
+    keeps_receiver = True
+
+    def trampoline_result(self) -> str:
+        return "pm_buffer"
+
+    def cdef_result(self) -> str:
+        return "pm_buffer"
+
+    def trampoline_return(self, call: str) -> tuple[str, str]:
+        return span_return(call)
+
+    def result_converter(self, context: Context):
+        dtype = context.classes[self.spec["class"]].dtype
+        if dtype is None:
+            raise TypeError(f"{self.cpp()}: C++ says {self.spec['class']} is not "
+                            f"trivially copyable and standard-layout, so it has no dtype")
+        return span_viewer(context, dtype, self.spec["const"])
 
     def argument_converter(self, context: Context, where: str):
         view = RecordSpan.viewer_of(context, self.spec["class"], not self.spec["const"])

@@ -100,14 +100,13 @@ def class_spec(type_, cell_file: str, result: bool) -> dict | None:
     if not is_cell_class(element_declaration, cell_file):
         return None
     container = declaration.spelling
-    if container == "span" and not result:
+    if container == "span":
         return objects.RecordSpan.make(**{"class": qualified(element_declaration),
                                           "const": element.is_const_qualified()})
     if container == "vector" and result:
         return objects.RecordVector.make(**{"class": qualified(element_declaration)})
     raise Unsupported(f"std::{container} of a class crosses only as std::span<T> "
-                      f"(parameters) and std::vector<T> (results), for structs with a "
-                      f"NumPy dtype")
+                      f"and std::vector<T> (results), for structs with a NumPy dtype")
 
 
 class Reader:

@@ -407,6 +407,9 @@ def _result_spec(type_, cindex) -> dict:
             _qualified_name(type_.get_declaration()) == "std::vector":
         element = _template_args(type_)[0]
         return types.Vector.make(tag=_scalar_tag(element, cindex, allow_bool=False))
+    if kind == cindex.TypeKind.RECORD and \
+            _qualified_name(type_.get_declaration()) == "std::span":
+        return _param_spec(type_, cindex)  # a view: std::span<T> reads the same both ways
     raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
                       "void, const char*, std::string, std::string_view, the cell's "
                       "classes and the standard containers of `python -m polymagic "

@@ -396,6 +396,22 @@ class Span(_ArrayLike):
     def thunk_formals(self, name: str) -> list[str]:
         return [name, f"{name}_n"]
 
+    # ---- result: a view of memory C++ keeps (a method's result keeps its object alive)
+    keeps_receiver = True
+
+    def trampoline_result(self) -> str:
+        return "pm_buffer"
+
+    def cdef_result(self) -> str:
+        return "pm_buffer"
+
+    def trampoline_return(self, call: str) -> tuple[str, str]:
+        return span_return(call)
+
+    def result_converter(self, context: Context):
+        return span_viewer(context, context.numpy.dtype(dtype_char(self.tag)),
+                           self.spec["const"])
+
     def thunk_converter(self, context: Context):
         """A NumPy view of the C++ span (valid during the call), read-only if const."""
         numpy, buffer = context.numpy, context.ffi.buffer
@@ -409,6 +425,27 @@ class Span(_ArrayLike):
                 array.flags.writeable = False
             return array
         return view
+
+
+def span_return(call: str) -> tuple[str, str]:
+    """A trampoline returning a std::span as a pm_buffer with no owner."""
+    return (f"auto pm_span = {call}; return pm_buffer{{nullptr, (void*)pm_span.data(), "
+            f"(unsigned long)pm_span.size()}};", "return {};")
+
+
+def span_viewer(context: Context, dtype, const: bool):
+    """pm_buffer of a returned std::span -> a NumPy view of that memory (read-only for
+    a span of const T), which keeps the receiver of a method alive."""
+    numpy, ffi = context.numpy, context.ffi
+
+    def take_span(buffer, receiver=None):
+        if buffer.size == 0:
+            return numpy.empty(0, dtype)
+        data = ffi.gc(ffi.cast("char *", buffer.data), lambda _data, _keep=receiver: None)
+        array = numpy.frombuffer(ffi.buffer(data, buffer.size * dtype.itemsize), dtype)
+        array.flags.writeable = not const
+        return array
+    return take_span
 
 
 def _to_bytes(kind: Kind, where: str):
