@@ -9,7 +9,7 @@ up, then listens on a Unix socket in the cache directory (private, 0700), named 
 what its compiler's output depends on (Python, Cython, polymagic's code), so a server
 of another version is never asked. It serves one request at a time, answers only
 processes of its own user, and exits after POLYMAGIC_CYTHON_SERVER_IDLE seconds
-(default 600) without a request, or when its socket or cache directory is removed.
+(default 300) without a request, or when its socket or cache directory is removed.
 POLYMAGIC_CYTHON_SERVER=off turns it off. A client that cannot reach a server (none,
 still warming up, gone mid-request) runs Cython itself, as before.
 
@@ -17,6 +17,7 @@ Protocol: one request per connection, each way a 4-byte length and a JSON object
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,8 +33,10 @@ from ...build import cache_dir, sources_digest
 from ...config import flag, option
 from ...errors import ConfigError
 
-_SOCKET_PATH_MAX = 104  # sun_path holds 108 bytes on Linux, 104 on macOS
-_STARTED: set[str] = set()  # socket paths this process started a server for
+_SOCKET_PATH_MAX = 100
+# Not `-m`: the package imports this module first, and runpy would run a second copy.
+LAUNCH = "import sys; from polymagic.bridges.cython.server import main; main(sys.argv[1:])"
+_STARTED: list[str] = []  # the socket path of the server this process started
 
 
 def enabled() -> bool:
@@ -43,7 +46,7 @@ def enabled() -> bool:
 
 
 def idle_seconds() -> float:
-    value = option("cython_server_idle", "600")
+    value = option("cython_server_idle", "300")
     try:
         return float(value)
     except ValueError:
@@ -52,12 +55,24 @@ def idle_seconds() -> float:
 
 
 def socket_path(root: Path | None = None) -> Path | None:
-    """Where this process's server listens, or None (off, or a path too long for a
-    Unix socket)."""
+    """Where this process's server listens, or None when switched off."""
     if not enabled():
         return None
-    path = (root or cache_dir()) / f"cython-server-{_identity()}.sock"
-    return path if len(os.fsencode(str(path))) < _SOCKET_PATH_MAX else None
+    return (root or cache_dir()) / f"cython-server-{_identity()}.sock"
+
+
+@contextlib.contextmanager
+def _address(path: Path):
+    """`path` as a socket address: a path too long for one (sun_path holds ~108 bytes)
+    is reached through its directory's descriptor (/proc/self/fd/N/name, Linux)."""
+    if len(os.fsencode(str(path))) < _SOCKET_PATH_MAX:
+        yield str(path)
+        return
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{path.name}"
+    finally:
+        os.close(directory)
 
 
 def _identity() -> str:
@@ -86,7 +101,8 @@ def ask(request: dict) -> dict | None:
         return None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.connect(str(path))
+            with _address(path) as address:
+                connection.connect(address)
             if _peer_uid(connection) != os.getuid():
                 return None  # not our own server: never take C code from it
             _send(connection, request)
@@ -96,21 +112,26 @@ def ask(request: dict) -> dict | None:
 
 
 def start_once() -> None:
-    """Start a server for this cache in the background, once per process (it exits at
-    once if another one already holds the cache's lock)."""
+    """Start a server for this cache in the background: once per process, and only
+    from an IPython session (a notebook's kernel is what gets restarted; a script or a
+    test run starts none). It exits at once if another holds the cache's lock."""
     path = socket_path()
-    if path is None or str(path) in _STARTED:
+    if path is None or _STARTED or not _in_ipython():
         return
-    _STARTED.add(str(path))
-    command = [sys.executable, "-m", "polymagic.bridges.cython.server", str(path)]
-    # The launcher forks the server and exits; waiting for it in a thread reaps it
-    # without holding up the cell (the server itself is reparented, never a zombie).
-    threading.Thread(target=subprocess.run, args=(command,), daemon=True,
-                     name="polymagic cython server launcher",
-                     kwargs={"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
-                             "stderr": subprocess.DEVNULL, "check": False,
-                             "env": {**os.environ, "POLYMAGIC_CACHE_DIR":
-                                     str(path.parent)}}).start()
+    _STARTED.append(str(path))
+    command = [sys.executable, "-c", LAUNCH, str(path)]
+    launcher = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={**os.environ, "POLYMAGIC_CACHE_DIR": str(path.parent)})
+    # The launcher forks the server and exits at once; reaping it in a thread keeps it
+    # from lingering as a zombie (the server itself is reparented, never a zombie).
+    threading.Thread(target=launcher.wait, daemon=True,
+                     name="polymagic cython server launcher").start()
+
+
+def _in_ipython() -> bool:
+    shell = sys.modules.get("IPython")
+    return shell is not None and shell.get_ipython() is not None
 
 
 # ---- the server ---------------------------------------------------------------------
@@ -126,7 +147,8 @@ def serve(path: Path, idle: float) -> None:
     _warm_up()
     path.unlink(missing_ok=True)  # a socket left by a server that was killed
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(path))
+        with _address(path) as address:
+            listener.bind(address)
         listener.listen(8)
         listener.settimeout(2.0)
         bound = path.stat().st_ino
@@ -205,7 +227,7 @@ def _read(connection: socket.socket, size: int) -> bytes:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m polymagic.bridges.cython.server SOCKET`: fork the server and return."""
+    """The launcher (LAUNCH, argument: the socket path): fork the server and return."""
     path = Path(argv[0])
     if socket_path(path.parent) != path:
         return  # this Python imports another Cython than the client's: not its server
@@ -213,7 +235,3 @@ def main(argv: list[str]) -> None:
         return  # the launcher: its parent reaps it at once
     os.setsid()  # no terminal's Ctrl-C, no kernel's process group
     serve(path, idle_seconds())
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
