@@ -80,13 +80,14 @@ class CellBuild:
             pgo.check_compiler(self.toolchain.compiler)
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             # A --pgo training run loads the cell alone, in a child: inline utility code.
-            # Until the shared module exists, a cell is tried inline; one that needs
-            # the memoryview machinery is then made shared, and waits for the module.
-            probing = not self.opts.pgo and not utility.ready()
-            generated = self._cythonize(Path(scratch), INLINE if probing or self.opts.pgo
-                                        else SHARED, utility.name)
-            if probing and generated.uses_cython_utility:
-                generated = self._cythonize(Path(scratch), SHARED, utility.name)
+            # Until the shared module exists, a cell that needs no memoryview machinery
+            # is made inline (probing inline instead would cost a memoryview cell ~1 s:
+            # Cython compiles the memoryview code, written in Cython, into it).
+            generated = self._cythonize(Path(scratch), INLINE if self.opts.pgo else SHARED,
+                                        utility.name)
+            if (generated.imports_utility and not generated.uses_cython_utility
+                    and not utility.ready()):
+                generated = self._cythonize(Path(scratch), INLINE, utility.name)
             # After the cell's Cython runs: the utility's C generation needs the lock.
             utility.start()
             if self.opts.verbose:

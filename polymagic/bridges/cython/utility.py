@@ -3,7 +3,6 @@ runtime support, `cython --shared`): built once per toolchain into the cache, in
 background thread, and imported by every cell compiled against it."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import sysconfig
@@ -111,7 +110,6 @@ class UtilityBuild:
                            f"{type(failure).__name__}: {failure}") from failure
 
     def _run(self) -> None:
-        _lower_this_threads_priority()  # the cell being built goes first
         try:
             self._cached_build()
         except BaseException as failure:  # kept, and raised by the next cell needing it
@@ -138,9 +136,7 @@ class UtilityBuild:
         command = [tool.compiler, "-shared", "-fPIC", "-O2", "-fwrapv", "-DNDEBUG",
                    f"-I{sysconfig.get_paths()['include']}", c_file.name, "-o",
                    self.artifact]
-        # In the background: the cell's own compile goes first (elsewhere than Linux,
-        # where the thread is not niced, through nice(1)).
-        nice = shutil.which("nice") if sys.platform != "linux" else None
+        nice = shutil.which("nice")  # in the background: the cell's own compile goes first
         finished = run_tool([nice, "-n", "10", *command] if nice else command, cwd=staging)
         if finished.returncode != 0:
             raise CompileError(f"{LANGUAGE} (C compiler)",
@@ -148,15 +144,3 @@ class UtilityBuild:
                                + (finished.stderr or finished.stdout), command=command)
         c_file.unlink()
 
-
-def _lower_this_threads_priority() -> None:
-    """Nice this thread (Linux: the priority is per thread, and its compiler inherits
-    it), so generating and compiling the module yields the CPU to the cell's compile."""
-    if sys.platform != "linux":
-        return
-    thread = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread,
-                       min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
-    except OSError:
-        pass
