@@ -453,3 +453,23 @@ def test_returned_spans_are_views_that_keep_their_object(cell):
     del data, view, swarm
     gc.collect()
     assert cell.alive_count() == before
+
+
+def test_overloads_dispatch_on_the_class_of_an_object(tmp_path):
+    module = pm.cpp(r"""
+        struct Vec { double x = 1; };
+        struct Mat { double d = 2; };
+        double f(const Vec& v) { return v.x; }
+        double f(const Mat& m) { return 10 * m.d; }
+        double f(double k) { return k; }
+        struct Scaler {
+            double k = 3;
+            double apply(const Vec& v) const { return k * v.x; }
+            double apply(const Mat& m) const { return k * m.d; }
+        };
+    """)
+    assert (module.f(module.Vec()), module.f(module.Mat()), module.f(5.0)) == (1.0, 20.0, 5.0)
+    scaler = module.Scaler()
+    assert (scaler.apply(module.Vec()), scaler.apply(module.Mat())) == (3.0, 6.0)
+    with pytest.raises(TypeError, match=r"(?s)f\(const Vec& v\).*\[v: Vec"):
+        module.f("x")

@@ -17,6 +17,7 @@ returned `std::vector<T>` is a structured array over the vector's memory
 from __future__ import annotations
 
 from ...errors import ConversionError
+from . import overloads
 from .types import (KINDS, Context, Kind, Vector, contiguous_view, span_return,
                     span_viewer)
 
@@ -208,3 +209,25 @@ class RecordVector(Vector):
 
 
 KINDS.update({cls.name: cls for cls in (Object, RecordSpan, RecordVector)})
+
+
+def _object_test(spec: dict, var: str, names: dict) -> overloads.Test:
+    """Overload matching: an object of the class or of a subclass is exact (None too,
+    for a pointer); a NumPy array may be a struct array (its converter judges)."""
+    exact = f"{spec['class']!r} in getattr(type({var}), '_offsets', ())"
+    if spec["form"] in ("ptr", "cptr"):
+        names["_ndarray"] = __import__("numpy").ndarray
+        return overloads.Test(f"({exact} or {var} is None)",
+                              f"isinstance({var}, _ndarray)", None,
+                              _python_name(spec["class"]))
+    return overloads.Test(exact, None, None, _python_name(spec["class"]))
+
+
+def _record_array_test(spec: dict, var: str, names: dict) -> overloads.Test:
+    names["_ndarray"] = __import__("numpy").ndarray
+    return overloads.Test("False", f"isinstance({var}, _ndarray)", None,
+                          f"numpy.ndarray of {_python_name(spec['class'])}.dtype")
+
+
+overloads.register("object", _object_test)
+overloads.register("record_span", _record_array_test)
