@@ -1,7 +1,8 @@
-"""The warm Cython server (polymagic/bridges/cython/server.py): a new process's cells
-are turned into C by the server a first process started, with the same results and
-errors; a dead, idle or switched-off server is never in the way. Real processes, real
-Cython and gcc; each build runs in a child process, as a new kernel would."""
+"""What makes a new cell's build fast: the warm Cython server (server.py) and the
+precompiled Python.h (pch.py). A new process's cells are turned into C by the server a
+first process started, with the same results and errors; a dead, idle or switched-off
+server is never in the way. Real processes, real Cython and gcc; server builds run in a
+child process, as a new kernel would."""
 from __future__ import annotations
 
 import json
@@ -186,3 +187,23 @@ def test_switched_off_no_server_starts(tmp_path):
     assert "Cython ran in this process" in outcome["stderr"]
     time.sleep(3)  # a server would have created its lock file by now
     assert not list(cache.glob("cython-server-*"))
+
+
+def test_python_h_is_precompiled_once_and_then_used(tmp_path, monkeypatch, capfd):
+    """The first build precompiles Python.h in the background; a later cell's compiler
+    finds it ahead of the real header (GCC's -H marks a used one with "!"), and the
+    module works. A cell with include directories of its own does not use it."""
+    from polymagic.bridges import cython as bridge
+    monkeypatch.setenv("POLYMAGIC_CACHE_DIR", str(tmp_path))
+    flags = ["-H", "-Winvalid-pch"]  # a toolchain of its own: its own precompiled header
+    assert bridge.cython(cell(8), compile_args=flags).f(20) == 6765
+    assert wait_for(lambda: list(tmp_path.glob("cypch_*/Python.h.gch"))), "not built"
+    capfd.readouterr()
+    assert bridge.cython(cell(9), compile_args=flags, verbose=True).f(20) == 6765
+    stderr = capfd.readouterr().err
+    header, = tmp_path.glob("cypch_*/Python.h.gch")
+    assert f"-I{header.parent} " in stderr
+    assert f"! {header}" in stderr, stderr[-3000:]
+    assert "not used because" not in stderr
+    bridge.cython(cell(10), compile_args=flags, include_dirs=[str(tmp_path)], verbose=True)
+    assert "Python.h.gch" not in capfd.readouterr().err

@@ -17,6 +17,7 @@ from .diagnostics import cell_warnings, map_c_diagnostics, map_cython_listing
 from . import pgo, server
 from .cythonize import compiler_is_warm, run_cython
 from .options import CythonOptions, key_options
+from .pch import PrecompiledHeader, precompiled_header
 from .toolchain import EXT_SUFFIX, LANGUAGE, Toolchain
 from .utility import UtilityBuild, utility_build
 
@@ -57,6 +58,7 @@ class CellBuild:
         self.keys = {mode: cache_key("cython", *parts, mode) for mode in (SHARED, INLINE)}
         self.ran = False
         self.cython_here = False  # Cython ran in this process (else in the warm server)
+        self.pch: PrecompiledHeader | None = None
 
     def module_name(self, mode: str) -> str:
         return self.opts.name or f"_pm_{self.keys[mode]}"
@@ -78,6 +80,10 @@ class CellBuild:
         utility = utility_build(self.toolchain)
         if self.opts.pgo:
             pgo.check_compiler(self.toolchain.compiler)
+        else:
+            self.pch = precompiled_header(self.toolchain)
+            if self.pch is not None:
+                self.pch.start()  # built while Cython runs, if it is not yet
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             # A --pgo training run loads the cell alone, in a child: inline utility code.
             # Until the shared module exists, a cell that needs no memoryview machinery
@@ -180,7 +186,9 @@ class CellBuild:
                 compile_call, tool.compiler, [*tool.flags, *numpy_flags],
                 list(tool.link_flags), [c_file.name, *self.opts.sources], staging,
                 self.module_name(generated.mode), output)
-        return compile_call([tool.compiler, *tool.flags, *numpy_flags, c_file.name,
+        # A precompiled Python.h, when built, is found ahead of the real one.
+        pch_flags = self.pch.include_flags() if self.pch is not None else []
+        return compile_call([tool.compiler, *pch_flags, *tool.flags, *numpy_flags, c_file.name,
                              *self.opts.sources, "-o", output, *tool.link_flags])
 
     def _run_compiler(self, command: list[str], c_file: Path, cwd: Path) -> list[str]:
