@@ -339,6 +339,26 @@ static void pm_fast_call_dealloc(PyObject *self)
     Py_TYPE(self)->tp_free(self);
 }
 
+/* Read as the Python method it replaces: name, doc, and __wrapped__ (for inspect). */
+static PyObject *pm_fast_call_wrapped(PyObject *self, void *closure)
+{
+    (void) closure;
+    return Py_NewRef(((pm_fast_call *) self)->python_call);
+}
+
+static PyObject *pm_fast_call_attribute(PyObject *self, void *name)
+{
+    return PyObject_GetAttrString(((pm_fast_call *) self)->python_call, (const char *) name);
+}
+
+static PyGetSetDef pm_fast_call_getset[] = {
+    {"__wrapped__", pm_fast_call_wrapped, NULL, NULL, NULL},
+    {"__name__", pm_fast_call_attribute, NULL, NULL, "__name__"},
+    {"__qualname__", pm_fast_call_attribute, NULL, NULL, "__qualname__"},
+    {"__doc__", pm_fast_call_attribute, NULL, NULL, "__doc__"},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
 static PyTypeObject pm_fast_call_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "_polymagic_r_shim.RFunctionCall",
@@ -349,6 +369,7 @@ static PyTypeObject pm_fast_call_type = {
     .tp_vectorcall_offset = offsetof(pm_fast_call, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = pm_fast_call_get,
+    .tp_getset = pm_fast_call_getset,
     .tp_dealloc = pm_fast_call_dealloc,
 };
 

@@ -12,8 +12,9 @@
  * system call: ours stays installed and hands the signal to Python's while that code
  * runs (R code it calls in turn is R's again). Swapping handlers there cost two
  * sigaction calls, ~0.5 us, per callback. (Python's handler is the one saved at the
- * outermost entry; a callback that installs another one by signal.signal() leaves it in
- * place for the rest of that outermost R evaluation, and R then stops only at its end.)
+ * outermost entry; a callback that installs another one by signal.signal() leaves
+ * Python's in place for the rest of that outermost R evaluation: Ctrl-C then reaches R
+ * through Python's handler and rpy2's event polling, as it did in nested R before.)
  *
  * R's blocking waits (Sys.sleep, socket reads: R_SelectEx) swap in a SIGINT handler of
  * their own for their duration, so a Ctrl-C there never reaches ours: R unwinds to the
