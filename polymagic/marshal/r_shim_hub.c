@@ -129,10 +129,13 @@ static SEXP pm_hub_get(SEXP args)
     if (pm_hub_namespace == NULL)
         Rf_error("polymagic's hub is not set up");
     /* everything R might fail at before the GIL is taken */
-    SEXP symbol = Rf_installTrChar(STRING_ELT(name, 0));
     const char *utf8 = Rf_translateCharUTF8(STRING_ELT(name, 0));
+    /* a name R has no symbol for ("", over 10,000 bytes) is looked up, never kept */
+    int length = LENGTH(STRING_ELT(name, 0));
+    SEXP symbol = length > 0 && length <= 10000 ? Rf_installTrChar(STRING_ELT(name, 0))
+                                                 : R_NilValue;
     /* protected: Python code run by the lookup may rebind the name through R */
-    SEXP kept = PROTECT(pm_hub_kept(symbol));
+    SEXP kept = PROTECT(symbol == R_NilValue ? R_NilValue : pm_hub_kept(symbol));
     PyObject *kept_callable = kept == R_NilValue ? NULL : pm_closure_callable(kept);
     PROTECT_INDEX slot;
     PROTECT_WITH_INDEX(R_NilValue, &slot);
@@ -157,7 +160,7 @@ static SEXP pm_hub_get(SEXP args)
     default:
         result = value.converted;
     }
-    if (kind != PM_HUB_KEPT && (value.keep || kept != R_NilValue)) {
+    if (kind != PM_HUB_KEPT && symbol != R_NilValue && (value.keep || kept != R_NilValue)) {
         REPROTECT(result, slot);
         if (value.keep)   /* handed out again: R must copy it before changing it */
             MARK_NOT_MUTABLE(result);

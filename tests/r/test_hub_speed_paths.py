@@ -91,6 +91,16 @@ def test_double_bracket_takes_a_name_and_refuses_anything_else(space):
     assert pm.R.eval("1 + 1") == 2
 
 
+def test_a_name_r_has_no_symbol_for_is_still_looked_up(space):
+    """An empty name (R has no symbol for it) is looked up like any other: missing, it
+    is the hub's error; bound, its value."""
+    with pytest.raises(hub.HubNameError, match="for ''"):
+        pm.R.eval('py[[""]]')
+    space[""] = lambda: "unnamed"
+    assert pm.R.eval('py[[""]]()') == "unnamed"
+    assert pm.R.eval('py[[""]]()') == "unnamed"
+
+
 def test_a_non_ascii_name_is_found(space):
     """Names are looked up as UTF-8 text."""
     space["café"] = lambda: "crème"
