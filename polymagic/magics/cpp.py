@@ -1,4 +1,5 @@
-"""`%%cpp`: compile a C++ cell and bind its top-level functions in the user namespace."""
+"""`%%cpp`: compile a C++ cell and bind its top-level functions and classes in the user
+namespace."""
 from __future__ import annotations
 
 import importlib.util
@@ -39,7 +40,9 @@ class CppMagics(Magics):
               help="Print the compiler and linker commands and their output.")
     @cell_magic
     def cpp(self, line: str, cell: str) -> None:
-        """Compile the cell as C++; every top-level function becomes a Python callable.
+        """Compile the cell as C++; every top-level function becomes a Python callable,
+        every class or struct (top level or in a namespace) a Python class: methods,
+        fields, operators, overloads; Python subclasses may override virtual methods.
 
         Arrays pass as zero-copy views (T*, const T*, std::span<T>), returned
         std::vector<T> become NumPy arrays owning the vector's memory, Python callables
