@@ -82,8 +82,6 @@ class CellBuild:
             pgo.check_compiler(self.toolchain.compiler)
         else:
             self.pch = precompiled_header(self.toolchain)
-            if self.pch is not None:
-                self.pch.start()  # built while Cython runs, if it is not yet
         with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             # A --pgo training run loads the cell alone, in a child: inline utility code.
             # Until the shared module exists, a cell that needs no memoryview machinery
@@ -103,8 +101,14 @@ class CellBuild:
             path = cached_build(self.keys[mode], self.artifact(mode),
                                 lambda staging: self._produce(staging, generated, utility),
                                 language=f"{LANGUAGE} (C compiler)")
+        # For the next cells and processes, after the shared utility module's build
+        # (which a memoryview cell may be waiting for): Cython warm in a server for the
+        # next process, and a precompiled Python.h (not built while this cell builds:
+        # on a busy machine that cost the first cell more than it saves).
         if self.cython_here:
-            server.start_once()  # warm for the next process using this cache
+            utility.then(server.start_once)
+        if self.pch is not None:
+            utility.then(self.pch.start)
         return path
 
     def _produce(self, staging: Path, generated: Generated,

@@ -58,6 +58,7 @@ class UtilityBuild:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._after: list = []  # work to do once the build has ended (then())
 
     @property
     def path(self) -> Path:
@@ -84,6 +85,15 @@ class UtilityBuild:
                 return
             self._thread = threading.Thread(target=self._run, name=f"polymagic {self.name}")
             self._thread.start()
+
+    def then(self, work) -> None:
+        """Call `work()` once this build has ended (at once if none is running), in
+        its thread: background work that would slow the build down goes after it."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._after.append(work)
+                return
+        work()
 
     def wait(self) -> Path:
         """The built module's path, after the build (raises the build's failure); an entry
@@ -115,6 +125,14 @@ class UtilityBuild:
         except BaseException as failure:  # kept, and raised by the next cell needing it
             with self._lock:
                 self._failure = failure
+        finally:
+            with self._lock:
+                after, self._after = self._after, []
+            for work in after:
+                try:
+                    work()
+                except Exception:  # noqa: BLE001 - optional work: the builds need none
+                    pass
 
     def _cached_build(self) -> Path:
         return cached_build(self.key, self.artifact, self._produce,
