@@ -5,7 +5,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -295,3 +294,34 @@ def test_a_build_failing_after_gxx_started_leaves_no_compiler_waiting():
     cache = Path(os.environ["POLYMAGIC_CACHE_DIR"])
     assert _compilers_reading(cache) == []
     assert not list(cache.glob(".cpp_*"))  # no staging folder left behind
+
+
+def test_a_stale_libclang_pch_is_discarded():
+    """libclang refuses a .pch whose header changed since (here: its mtime moved);
+    the cell is read without it and the entry is discarded, to be built again."""
+    options = CppOptions.make(**warmed("PM_TEST_CLANG_STALE"))
+    cxx = find_compiler("c++")
+    args = signatures.clang_args(cxx, options.std, options.include_dirs,
+                                 options.preprocessor_flags())
+    pch = prelude.libclang_prelude(args, prelude.STD_CORE)
+    stale = pch.stat().st_ino
+    header = Path(prelude.sources.NATIVE) / prelude.STD_CORE
+    before = header.stat()
+    try:
+        os.utime(header, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        assert compiler._read_with_prelude(VECTOR_CELL, args, prelude.STD_CORE) is None
+        plan = compiler._read_signatures(VECTOR_CELL, options, cxx, prelude.STD_CORE)
+    finally:
+        os.utime(header, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert [function["name"] for function in plan["functions"]] == ["ramp"]
+    prelude.wait()  # the entry was discarded; it may have been built again since
+    assert not pch.exists() or pch.stat().st_ino != stale
+
+
+def test_no_named_pipe_is_left_in_the_cache_entry():
+    """The pipe that handed g++ the trampolines is gone when the entry is published
+    (a cache entry is copied and travels as plain files)."""
+    module = pm.cpp(VECTOR_CELL + "// pipe\n")
+    cache = Path(os.environ["POLYMAGIC_CACHE_DIR"])
+    assert module.ramp(1).tolist() == [0.0]
+    assert not [path for path in cache.rglob("*") if path.is_fifo()]

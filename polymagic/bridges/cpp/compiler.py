@@ -65,7 +65,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
         try:
             plan = _read_signatures(source, options, cxx, std_prelude)
             _check_imports(plan)
-            plan["c_api"] = capi.plan_entry(plan)  # what the loader gives the C-API callers
+            plan["c_api"] = capi.plan_entry(plan)  # what the loader gives C-API callers
             unit = codegen.translation_unit(source, plan)
             codegen.emit_glue(plan, module_name, glue_c)
             glue_job = jobs.start(_force_include(glue_compile, glue_prelude))
@@ -107,14 +107,14 @@ class _CellCompile:
 
     def __init__(self, cxx: str, options: CppOptions, staging: Path,
                  std_prelude: str | None):
-        flags = [*options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}", "-fvisibility=hidden"]
+        flags = [*options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",
+                 "-fvisibility=hidden"]
         self.path = staging / "cell_module.cpp"
         self.plain = [cxx, *flags, "-c", str(self.path), "-o",
                       str(staging / "cell_module.o")]
         header = std_prelude and prelude.compiler_prelude(cxx, flags, std_prelude)
         self.fast = _force_include(self.plain, header)
-        self.pipe = tailpipe.TailPipe(staging / "trampolines.fifo") \
-            if tailpipe.available() else None
+        self.pipe = tailpipe.open_in(staging)
         self.job, self.head = None, ""
 
     def start(self, jobs: processes.Jobs, source: str) -> None:
@@ -228,7 +228,8 @@ def _read_with_prelude(source: str, args: list[str], name: str) -> dict | None:
         return None
     try:
         plan = signatures.parse(source, [*args, "-include-pch", str(pch)])
-    except TranslationUnitLoadError:
+    except TranslationUnitLoadError:  # the .pch may be what libclang could not load
+        prelude.discard(pch.parent)
         return None
     errors = plan.get("parse_errors", ())
     if any(prelude.is_prelude_failure(error) for error in errors):

@@ -11,7 +11,7 @@ g++ sees end-of-file when this side closes: if this process dies, the compiler r
 truncated file, fails and exits (it is never left waiting). This side closes only once
 g++ has read everything (or has ended), because a pipe that nobody holds open loses
 what was written into it. Linux only (a read-write open of a FIFO is Linux's
-behaviour); elsewhere `available()` is False and the unit is written whole, as before.
+behaviour); elsewhere `open_in` gives None and the unit is written whole, as before.
 """
 from __future__ import annotations
 
@@ -27,8 +27,15 @@ from pathlib import Path
 _POLL_S = 0.002
 
 
-def available() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "mkfifo")
+def open_in(folder: Path) -> "TailPipe | None":
+    """A TailPipe in `folder`, or None where there can be none (not Linux, or a file
+    system without named pipes): then the unit is written whole."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return TailPipe(folder / "trampolines.fifo")
+    except OSError:
+        return None
 
 
 class TailPipe:
@@ -58,7 +65,12 @@ class TailPipe:
         return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
     def close(self) -> None:
-        """End the pipe (g++ reads end-of-file); safe to call twice."""
+        """End the pipe (g++ reads end-of-file) and remove it (no named pipe is
+        published with the cache entry); safe to call twice."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        try:
+            os.unlink(self.path)  # g++, which opened it, reads on
+        except FileNotFoundError:
+            pass
