@@ -22,6 +22,9 @@ CHILD = textwrap.dedent("""\
     import json, sys
     from IPython.core.interactiveshell import InteractiveShell
     InteractiveShell.instance()  # an IPython session: only those start a server
+    import os
+    if os.environ.get("EXTRA_SYS_PATH"):
+        sys.path.insert(0, os.environ["EXTRA_SYS_PATH"])  # as a notebook may do
     from polymagic.bridges import cython as bridge
     from polymagic.errors import CompileError
     source, include = sys.argv[1], sys.argv[2:]
@@ -127,6 +130,20 @@ def test_a_pxd_written_after_the_server_started_is_found(warm_cache, tmp_path):
     found = build_in_child(cache, source, str(include))
     assert server_pid(found["stderr"]) == pid
     assert found["value"] == 40
+
+
+def test_pxd_files_are_found_along_the_clients_sys_path(warm_cache, tmp_path):
+    """A .pxd in a directory the client added to sys.path is found by the server, as
+    Cython finds it in-process."""
+    cache, pid = warm_cache
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "path_defs.pxd").write_text("cdef inline int thrice(int n):\n"
+                                         "    return 3 * n\n")
+    source = "from path_defs cimport thrice\ndef f(int n):\n    return thrice(n)\n"
+    outcome = build_in_child(cache, source, EXTRA_SYS_PATH=str(extra))
+    assert server_pid(outcome["stderr"]) == pid
+    assert outcome["value"] == 60
 
 
 def test_a_killed_server_is_replaced_and_the_cell_still_builds(warm_cache):

@@ -149,7 +149,8 @@ class CellBuild:
                    "annotate": self.opts.annotate,
                    "shared_utility": utility_name if mode == SHARED else None,
                    "include_path": [os.getcwd(), *self.opts.include_dirs]}
-        reply = None if compiler_is_warm() else server.ask({**request, "cwd": os.getcwd()})
+        reply = None if compiler_is_warm() else server.ask(
+            {**request, "cwd": os.getcwd(), "sys_path": list(sys.path)})
         if reply is None:
             reply = run_cython(request)
             self.cython_here = True

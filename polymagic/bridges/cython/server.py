@@ -144,7 +144,9 @@ def serve(path: Path, idle: float) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another server for this cache is warming up or running
-    _warm_up()
+    warming = threading.Thread(target=_warm_up, name="polymagic cython warm-up")
+    warming.start()  # niced: the session that started it is likely still busy
+    warming.join()
     path.unlink(missing_ok=True)  # a socket left by a server that was killed
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         with _address(path) as address:
@@ -167,8 +169,16 @@ def serve(path: Path, idle: float) -> None:
 
 
 def _warm_up() -> None:
-    """Run Cython once on a tiny cell: imports, builtin scope and lexer are then built."""
+    """Run Cython once on a tiny cell: imports, builtin scope and lexer are then built.
+    At a lower priority (Linux: per thread, so requests are then served at the normal
+    one): the process that started the server may still be running cells."""
     import tempfile
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread,
+                       min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
+    except OSError:
+        pass
     from .cythonize import run_cython
     with tempfile.TemporaryDirectory(prefix="polymagic-cython-warm-") as scratch:
         pyx = Path(scratch) / "_pm_warm.pyx"
@@ -191,8 +201,14 @@ def _answer(connection: socket.socket) -> None:
         if _peer_uid(connection) != os.getuid():
             return
         request = _receive(connection)
-        os.chdir(request.pop("cwd"))  # relative names in the cell resolve as in the client
-        reply = run_cython(request)
+        # As in the client: relative names, and .pxd files found along its sys.path
+        # (a notebook may have added to it).
+        os.chdir(request.pop("cwd"))
+        own_path, sys.path[:] = list(sys.path), request.pop("sys_path")
+        try:
+            reply = run_cython(request)
+        finally:
+            sys.path[:] = own_path
         reply["server_pid"] = os.getpid()
         _send(connection, reply)
     except (OSError, ValueError, KeyError, struct.error):
