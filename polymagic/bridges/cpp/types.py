@@ -323,7 +323,7 @@ class _ArrayLike(Kind):
         expected = numpy.dtype(dtype_char(self.tag))
         wanted = f"{self.cpp()} takes a NumPy array of {expected}"
         cdecl, writable = f"{c_name(self.tag)}[]", not self.spec["const"]
-        ndarray = numpy.ndarray
+        ndarray, spelled = numpy.ndarray, self.cpp()
 
         def view(value):
             if not isinstance(value, ndarray):
@@ -332,7 +332,10 @@ class _ArrayLike(Kind):
                 raise ConversionError(f"{where}: C++ {wanted}, got an array of "
                                       f"{value.dtype} (convert it with "
                                       f".astype({expected.name!r}), a copy)")
-            return contiguous_view(value, where, self.cpp(), writable, from_buffer, cdecl)
+            flags = value.flags
+            if flags.c_contiguous and (flags.writeable or not writable):
+                return from_buffer(cdecl, value, require_writable=writable)
+            return contiguous_view(value, where, spelled, writable, from_buffer, cdecl)
         return view
 
 
