@@ -92,9 +92,8 @@ class CellBuild:
             if (generated.imports_utility and not generated.uses_cython_utility
                     and not utility.ready()):
                 generated = self._cythonize(Path(scratch), INLINE, utility.name)
-            # After the cell's Cython runs: the utility's C generation needs the lock
-            # (and, when no cell waits for it, runs in a child process).
-            utility.start(apart=not generated.imports_utility)
+            # After the cell's Cython runs: the utility's C generation needs the lock.
+            utility.start()
             if self.opts.verbose:
                 print(f"[polymagic cython] utility code {generated.mode} "
                       f"({utility.state()})", file=sys.stderr)

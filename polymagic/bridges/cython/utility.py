@@ -3,7 +3,6 @@ runtime support, `cython --shared`): built once per toolchain into the cache, in
 background thread, and imported by every cell compiled against it."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import sysconfig
@@ -60,7 +59,6 @@ class UtilityBuild:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._after: list = []  # work to do once the build has ended (then())
-        self._apart = False  # Cython writes the C in a child process (see start())
 
     @property
     def path(self) -> Path:
@@ -79,14 +77,12 @@ class UtilityBuild:
         return "shared utility module ready" if self.ready() else \
             "shared utility module missing"
 
-    def start(self, apart: bool = False) -> None:
-        """Start building in the background unless built, building, or failed; `apart`:
-        no cell is waiting for it, so Cython writes its C in a child process."""
+    def start(self) -> None:
+        """Start building in the background unless built, building, or failed."""
         with self._lock:
             running = self._thread is not None and self._thread.is_alive()
             if running or self._failure is not None or self.ready():
                 return
-            self._apart = apart
             self._thread = threading.Thread(target=self._run, name=f"polymagic {self.name}")
             self._thread.start()
 
@@ -145,16 +141,13 @@ class UtilityBuild:
     def _produce(self, staging: Path) -> None:
         suffix = ".cpp" if self.toolchain.cplus else ".c"
         c_file = staging / (self.name + suffix)
-        if self._apart:
-            # No cell waits: Cython writes the C in a child process, so this process's
-            # cells (whose compiled Cython code holds the GIL for long stretches) are
-            # not slowed down while it does.
-            finished = run_tool([sys.executable, "-c", _GENERATE, str(c_file),
-                                 str(self.toolchain.cplus)],  # and this process's Cython:
-                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-            error = finished.stderr.strip() or None if finished.returncode else None
-        else:
-            error = generate_c(c_file, self.toolchain.cplus)
+        with CYTHON_LOCK:
+            from Cython.Build.SharedModule import generate_shared_module
+            from Cython.Compiler.Main import CompilationOptions, default_options
+            options = CompilationOptions(
+                default_options, cplus=self.toolchain.cplus,
+                shared_c_file_path=str(c_file), errors_to_stderr=False)
+            error, _ = generate_shared_module(options)
         if error is not None:
             raise CompileError(LANGUAGE, f"generating Cython's utility module: {error}")
         tool = self.toolchain
@@ -169,18 +162,3 @@ class UtilityBuild:
                                + (finished.stderr or finished.stdout), command=command)
         c_file.unlink()
 
-
-_GENERATE = ("import sys; from polymagic.bridges.cython.utility import generate_c; "
-             "error = generate_c(sys.argv[1], sys.argv[2] == 'True'); "
-             "sys.exit(error and str(error))")
-
-
-def generate_c(c_file, cplus: bool):
-    """Write the shared utility module's C to `c_file`; Cython's error, or None."""
-    with CYTHON_LOCK:
-        from Cython.Build.SharedModule import generate_shared_module
-        from Cython.Compiler.Main import CompilationOptions, default_options
-        options = CompilationOptions(default_options, cplus=cplus,
-                                     shared_c_file_path=str(c_file), errors_to_stderr=False)
-        error, _ = generate_shared_module(options)
-    return error
