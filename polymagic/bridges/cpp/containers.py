@@ -45,7 +45,7 @@ _SPELLING = {"vector": "std::vector", "map": "std::map",
              "tuple": "std::tuple", "optional": "std::optional"}
 
 
-def _qualified_name(declaration) -> str:
+def qualified_name(declaration) -> str:
     """'std::vector', skipping inline namespaces such as std::__cxx11."""
     parts = []
     while declaration is not None and declaration.kind.name != "TRANSLATION_UNIT":
@@ -64,7 +64,7 @@ def _container_name(type_) -> str | None:
     """The node type of a standard container polymagic converts, else None."""
     if type_.kind.name != "RECORD":
         return None
-    entry = _TEMPLATES.get(_qualified_name(type_.get_declaration()))
+    entry = _TEMPLATES.get(qualified_name(type_.get_declaration()))
     return entry[0] if entry else None
 
 
@@ -76,7 +76,7 @@ def _node(type_, scalars: dict, in_param: bool) -> dict:
         _c, cpp, _dtype, tag = scalars[kind]
         return {"t": "scalar", "tag": tag, "cpp": cpp}
     if kind == "RECORD":
-        name = _qualified_name(type_.get_declaration())
+        name = qualified_name(type_.get_declaration())
         args = _template_args(type_)
         if name in ("std::basic_string", "std::basic_string_view") and args and \
                 args[0].kind.name == "CHAR_S":
@@ -98,7 +98,7 @@ def _container(name: str, args: list, scalars: dict, in_param: bool) -> dict:
     node_type, count, defaults = _TEMPLATES[name]
     count = len(args) if count is None else count
     for arg, default in zip(args[count:], defaults):
-        if _qualified_name(arg.get_canonical().get_declaration()) != default:
+        if qualified_name(arg.get_canonical().get_declaration()) != default:
             raise Unsupported(f"{name} with a custom {default.removeprefix('std::')} "
                               f"is not converted")
     items = [_node(arg, scalars, in_param) for arg in args[:count]]
@@ -141,7 +141,7 @@ def result_spec(type_, cindex, scalars: dict) -> dict | None:
         record = type_.get_pointee().get_canonical()  # const T&: copied at once
     if record.kind != cindex.TypeKind.RECORD:
         return None
-    name = _qualified_name(record.get_declaration())
+    name = qualified_name(record.get_declaration())
     args = _template_args(record)
     if name in ("std::basic_string", "std::basic_string_view") and args and \
             args[0].kind.name == "CHAR_S":

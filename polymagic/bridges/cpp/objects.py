@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from ...errors import ConversionError
 from . import overloads
-from .types import (KINDS, Context, Kind, Vector, contiguous_view, span_return,
-                    span_viewer)
+from .types import KINDS, Context, Kind, SpanResult, Vector, contiguous_view
 
 _POINTER_FORMS = {"ptr": "", "cptr": "const ", "ref": "", "cref": "const ", "value": ""}
 
@@ -120,7 +119,7 @@ def _python_name(qualified: str) -> str:
     return qualified.removeprefix("::").replace("::", ".")
 
 
-class RecordSpan(Kind):
+class RecordSpan(SpanResult, Kind):
     """std::span<T> (and the pointer form of Object) for a struct T with a NumPy
     structured dtype: a C-contiguous structured array of exactly that dtype, viewed."""
 
@@ -164,23 +163,12 @@ class RecordSpan(Kind):
                                    from_buffer, "char[]")
         return view
 
-    keeps_receiver = True
-
-    def trampoline_result(self) -> str:
-        return "pm_buffer"
-
-    def cdef_result(self) -> str:
-        return "pm_buffer"
-
-    def trampoline_return(self, call: str) -> tuple[str, str]:
-        return span_return(call)
-
-    def result_converter(self, context: Context):
+    def _dtype(self, context: Context):
         dtype = context.classes[self.spec["class"]].dtype
         if dtype is None:
             raise TypeError(f"{self.cpp()}: C++ says {self.spec['class']} is not "
                             f"trivially copyable and standard-layout, so it has no dtype")
-        return span_viewer(context, dtype, self.spec["const"])
+        return dtype
 
     def argument_converter(self, context: Context, where: str):
         view = RecordSpan.viewer_of(context, self.spec["class"], not self.spec["const"])

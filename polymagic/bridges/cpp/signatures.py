@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ...errors import CompileError
 from . import containers, instantiations, records, types
+from .containers import qualified_name
 from .types import Unsupported
 
 CELL_FILE = "cell.cpp"
@@ -302,16 +303,6 @@ def _name_exports(functions: list) -> None:
             function["overload_of"] = name
 
 
-def _qualified_name(declaration) -> str:
-    """'std::vector', skipping inline namespaces such as std::__cxx11."""
-    parts = []
-    while declaration is not None and declaration.kind.name != "TRANSLATION_UNIT":
-        if not declaration.spelling.startswith("__"):
-            parts.append(declaration.spelling)
-        declaration = declaration.semantic_parent
-    return "::".join(reversed(parts))
-
-
 def _scalar_tag(type_, cindex, allow_bool=True) -> str:
     name = type_.kind.name
     if name not in types.SCALARS or (name == "BOOL" and not allow_bool):
@@ -362,7 +353,7 @@ def _param_spec(type_, cindex) -> dict:
         form = _string_form(type_, cindex)
         if form:
             return types.String.make(form=form)
-        name = _qualified_name(type_.get_declaration())
+        name = qualified_name(type_.get_declaration())
         if name == "std::span":
             element = _template_args(type_)[0]
             if type_.get_size() != 16:  # a fixed extent span is one pointer wide
@@ -377,7 +368,7 @@ def _param_spec(type_, cindex) -> dict:
 def _string_form(type_, cindex) -> str | None:
     if type_.kind != cindex.TypeKind.RECORD:
         return None
-    name = _qualified_name(type_.get_declaration())
+    name = qualified_name(type_.get_declaration())
     forms = {"std::basic_string": "value", "std::basic_string_view": "view"}
     if name in forms and _template_args(type_)[0].kind == cindex.TypeKind.CHAR_S:
         return forms[name]
@@ -404,11 +395,11 @@ def _result_spec(type_, cindex) -> dict:
     if _string_form(type_, cindex) == "value":
         return types.String.make(form="value")
     if kind == cindex.TypeKind.RECORD and \
-            _qualified_name(type_.get_declaration()) == "std::vector":
+            qualified_name(type_.get_declaration()) == "std::vector":
         element = _template_args(type_)[0]
         return types.Vector.make(tag=_scalar_tag(element, cindex, allow_bool=False))
     if kind == cindex.TypeKind.RECORD and \
-            _qualified_name(type_.get_declaration()) == "std::span":
+            qualified_name(type_.get_declaration()) == "std::span":
         return _param_spec(type_, cindex)  # a view: std::span<T> reads the same both ways
     raise Unsupported("cannot be returned to Python (supported: arithmetic types, "
                       "void, const char*, std::string, std::string_view, the cell's "

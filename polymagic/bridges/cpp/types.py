@@ -369,7 +369,39 @@ class Array(_ArrayLike):
         return self._viewer(context, where)
 
 
-class Span(_ArrayLike):
+class SpanResult:
+    """A std::span result: a view of memory C++ keeps (a method's keeps its object
+    alive), with the element dtype `_dtype(context)` of the class it is mixed into."""
+
+    keeps_receiver = True
+
+    def trampoline_result(self) -> str:
+        return "pm_buffer"
+
+    def cdef_result(self) -> str:
+        return "pm_buffer"
+
+    def trampoline_return(self, call: str) -> tuple[str, str]:
+        return (f"auto pm_span = {call}; return pm_buffer{{nullptr, (void*)pm_span.data(), "
+                f"(unsigned long)pm_span.size()}};", "return {};")
+
+    def result_converter(self, context: Context):
+        """pm_buffer -> a NumPy view of that memory (read-only for a span of const T)."""
+        numpy, ffi = context.numpy, context.ffi
+        dtype, const = self._dtype(context), self.spec["const"]
+
+        def take_span(buffer, receiver=None):
+            if buffer.size == 0:
+                return numpy.empty(0, dtype)
+            data = ffi.gc(ffi.cast("char *", buffer.data),
+                          lambda _data, _keep=receiver: None)
+            array = numpy.frombuffer(ffi.buffer(data, buffer.size * dtype.itemsize), dtype)
+            array.flags.writeable = not const
+            return array
+        return take_span
+
+
+class Span(SpanResult, _ArrayLike):
     name = "span"
     arity = 2
     import_param_hint = None
@@ -399,21 +431,8 @@ class Span(_ArrayLike):
     def thunk_formals(self, name: str) -> list[str]:
         return [name, f"{name}_n"]
 
-    # ---- result: a view of memory C++ keeps (a method's result keeps its object alive)
-    keeps_receiver = True
-
-    def trampoline_result(self) -> str:
-        return "pm_buffer"
-
-    def cdef_result(self) -> str:
-        return "pm_buffer"
-
-    def trampoline_return(self, call: str) -> tuple[str, str]:
-        return span_return(call)
-
-    def result_converter(self, context: Context):
-        return span_viewer(context, context.numpy.dtype(dtype_char(self.tag)),
-                           self.spec["const"])
+    def _dtype(self, context: Context):
+        return context.numpy.dtype(dtype_char(self.tag))
 
     def thunk_converter(self, context: Context):
         """A NumPy view of the C++ span (valid during the call), read-only if const."""
@@ -428,27 +447,6 @@ class Span(_ArrayLike):
                 array.flags.writeable = False
             return array
         return view
-
-
-def span_return(call: str) -> tuple[str, str]:
-    """A trampoline returning a std::span as a pm_buffer with no owner."""
-    return (f"auto pm_span = {call}; return pm_buffer{{nullptr, (void*)pm_span.data(), "
-            f"(unsigned long)pm_span.size()}};", "return {};")
-
-
-def span_viewer(context: Context, dtype, const: bool):
-    """pm_buffer of a returned std::span -> a NumPy view of that memory (read-only for
-    a span of const T), which keeps the receiver of a method alive."""
-    numpy, ffi = context.numpy, context.ffi
-
-    def take_span(buffer, receiver=None):
-        if buffer.size == 0:
-            return numpy.empty(0, dtype)
-        data = ffi.gc(ffi.cast("char *", buffer.data), lambda _data, _keep=receiver: None)
-        array = numpy.frombuffer(ffi.buffer(data, buffer.size * dtype.itemsize), dtype)
-        array.flags.writeable = not const
-        return array
-    return take_span
 
 
 def _to_bytes(kind: Kind, where: str):
