@@ -24,6 +24,7 @@ Usage: python bench/bench_cpp.py        Writes bench/results/bench_cpp.json.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -36,6 +37,9 @@ import timeit
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anchors import build_pybind11  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cpp.json"
 TARGETS = {"first_compile_s": 0.5, "std_headers_ratio_vs_gxx": 0.6,
@@ -267,23 +271,11 @@ PYBIND11_MODULE(%s, m) {
 
 def pybind11_overloads(tmp: Path):
     """The same overloads bound by hand with pybind11 (None without pybind11)."""
-    try:
-        import pybind11
-    except ImportError:
+    if importlib.util.find_spec("pybind11") is None:
         return None
-    import importlib.util
-    import sysconfig
     name = "_bench_cpp_pb_overloads"
-    source = tmp / f"{name}.cpp"
-    source.write_text(OVERLOAD_CELL + OVERLOAD_BINDING % name)
-    target = tmp / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-std=c++17",
-                    f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
-                    str(source), "-o", str(target)], check=True)
-    spec = importlib.util.spec_from_file_location(name, target)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return build_pybind11(tmp, name, OVERLOAD_CELL + OVERLOAD_BINDING % name,
+                          std="c++17")[0]
 
 
 def bench_overloads(ip, tmp: Path) -> dict:

@@ -11,17 +11,15 @@ Usage: python bench/bench_cpp_classes.py     Writes bench/results/bench_cpp_clas
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anchors import build_pybind11  # noqa: E402
 from timing import best_time  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cpp_classes.json"
@@ -49,25 +47,6 @@ PYBIND11_MODULE(%s, m) {
 """
 
 
-def build_pybind11(directory: Path):
-    """Compile the hand binding as its users do; (module, seconds)."""
-    import pybind11
-    name = f"pb_particle_{os.getpid()}"
-    source = directory / f"{name}.cpp"
-    source.write_text(CLASS + BINDING % name)
-    target = directory / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    command = ["g++", "-O2", "-shared", "-fPIC", "-std=c++20",
-               f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
-               str(source), "-o", str(target)]
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    seconds = time.perf_counter() - started
-    spec = importlib.util.spec_from_file_location(name, target)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, seconds
-
-
 def build_polymagic():
     import polymagic as pm
     started = time.perf_counter()
@@ -88,7 +67,8 @@ def main() -> None:
         import polymagic as pm
         pm.cpp("int warm_up_runtime() { return 1; }")  # the shared runtime, built once
         pm_module, pm_build = build_polymagic()
-        pb_module, pb_build = build_pybind11(Path(scratch))
+        name = f"pb_particle_{os.getpid()}"
+        pb_module, pb_build = build_pybind11(Path(scratch), name, CLASS + BINDING % name)
         pm_calls, pb_calls = calls(pm_module.Particle()), calls(pb_module.Particle())
     results = {"first_build_s": {"polymagic": pm_build, "pybind11": pb_build},
                "calls_ns": {"polymagic": pm_calls, "pybind11": pb_calls}}

@@ -12,12 +12,9 @@ Usage: python bench/bench_cpp_containers.py   Writes bench/results/bench_cpp_con
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anchors import build_pybind11  # noqa: E402
 from timing import best_time  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cpp_containers.json"
@@ -59,21 +57,6 @@ BUILD_CELLS = {
 }
 
 
-def build_pybind11(directory: Path):
-    import pybind11
-    name = f"pb_containers_{os.getpid()}"
-    source = directory / f"{name}.cpp"
-    source.write_text(FUNCTIONS + BINDING % name)
-    target = directory / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-std=c++20",
-                    f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
-                    str(source), "-o", str(target)], check=True)
-    spec = importlib.util.spec_from_file_location(name, target)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def calls(module) -> dict:
     small, large = np.arange(4.0), np.arange(1e6)
     large_list, prices = large.tolist(), {str(i): float(i) for i in range(10**5)}
@@ -103,7 +86,8 @@ def main() -> None:
         os.environ["POLYMAGIC_CACHE_DIR"] = str(Path(scratch) / "cache")
         import polymagic as pm
         module = pm.cpp(FUNCTIONS)
-        anchor = build_pybind11(Path(scratch))
+        name = f"pb_containers_{os.getpid()}"
+        anchor = build_pybind11(Path(scratch), name, FUNCTIONS + BINDING % name)[0]
         ours, theirs = calls(module), calls(anchor)
         large = np.arange(1e6)
         span = {"span_param_array_4_us": best_time(lambda: module.span_total(large[:4])) * 1e6,
