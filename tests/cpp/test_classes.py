@@ -473,3 +473,25 @@ def test_overloads_dispatch_on_the_class_of_an_object(tmp_path):
     assert (scaler.apply(module.Vec()), scaler.apply(module.Mat())) == (3.0, 6.0)
     with pytest.raises(TypeError, match=r"(?s)f\(const Vec& v\).*\[v: Vec"):
         module.f("x")
+
+
+def test_struct_arrays_of_a_class_without_a_dtype_are_refused_at_the_call(tmp_path):
+    """std::vector<T> / std::span<T> results of a class that is not trivially copyable:
+    the cell loads, the other functions work, the call raises ConversionError."""
+    module = pm.cpp(r"""
+        #include <span>
+        #include <string>
+        #include <vector>
+        struct Named { std::string name = "n"; };
+        static std::vector<Named> kept(2);
+        std::vector<Named> many() { return std::vector<Named>(2); }
+        std::span<Named> view() { return kept; }
+        long count(std::span<const Named> names) { return names.size(); }
+        int fine() { return 1; }
+    """)
+    assert module.fine() == 1 and module.Named.dtype is None
+    for function in (module.many, module.view):
+        with pytest.raises(ConversionError, match="no NumPy dtype"):
+            function()
+    with pytest.raises(ConversionError, match="no NumPy dtype"):
+        module.count(np.zeros(2))

@@ -164,17 +164,20 @@ class RecordSpan(SpanResult, Kind):
         return view
 
     def _dtype(self, context: Context):
-        dtype = context.classes[self.spec["class"]].dtype
-        if dtype is None:
-            raise TypeError(f"{self.cpp()}: C++ says {self.spec['class']} is not "
-                            f"trivially copyable and standard-layout, so it has no dtype")
-        return dtype
+        return record_dtype(self, context)
+
+    def result_converter(self, context: Context):
+        return record_result_converter(self, context, super().result_converter)
 
     def argument_converter(self, context: Context, where: str):
         view = RecordSpan.viewer_of(context, self.spec["class"], not self.spec["const"])
-        cast = context.ffi.cast
+        cast, spelled = context.ffi.cast, self.cpp()
 
         def convert(value):
+            if view is None:
+                raise ConversionError(f"{where}: C++ {spelled} takes an array of structs, "
+                                      f"but C++ says {self.spec['class']} is not trivially "
+                                      f"copyable and standard-layout (no NumPy dtype)")
             return int(cast("uintptr_t", view(value, where))), len(value)
         return convert
 
@@ -193,7 +196,32 @@ class RecordVector(Vector):
         return f"vector_{self.spec['class'].rpartition('::')[2]}"
 
     def _dtype(self, context: Context):
-        return context.classes[self.spec["class"]].dtype
+        return record_dtype(self, context)
+
+    def result_converter(self, context: Context):
+        return record_result_converter(self, context, super().result_converter)
+
+
+def record_dtype(kind: Kind, context: Context):
+    """The dtype of the struct an array kind holds."""
+    return context.classes[kind.spec["class"]].dtype
+
+
+def record_result_converter(kind: Kind, context: Context, converter):
+    """`converter(context)` for a struct with a dtype; for one without (C++ does not
+    call it trivially copyable and standard-layout, checked at load) a converter that
+    frees what C++ returned and raises, so that the rest of the cell still loads."""
+    if record_dtype(kind, context) is not None:
+        return converter(context)
+    release, owned = context.lib.pm_release, isinstance(kind, Vector)
+
+    def refuse(buffer, receiver=None):
+        if owned:
+            release(buffer.owner)
+        raise ConversionError(f"{kind.cpp()}: C++ says {kind.spec['class']} is not "
+                              f"trivially copyable and standard-layout, so its objects "
+                              f"have no NumPy dtype to be returned as an array")
+    return refuse
 
 
 KINDS.update({cls.name: cls for cls in (Object, RecordSpan, RecordVector)})
@@ -204,7 +232,8 @@ def _object_test(spec: dict, var: str, names: dict) -> overloads.Test:
     for a pointer); a NumPy array may be a struct array (its converter judges)."""
     exact = f"{spec['class']!r} in getattr(type({var}), '_offsets', ())"
     if spec["form"] in ("ptr", "cptr"):
-        names["_ndarray"] = __import__("numpy").ndarray
+        import numpy
+        names["_ndarray"] = numpy.ndarray
         return overloads.Test(f"({exact} or {var} is None)",
                               f"isinstance({var}, _ndarray)", None,
                               _python_name(spec["class"]))
@@ -212,7 +241,8 @@ def _object_test(spec: dict, var: str, names: dict) -> overloads.Test:
 
 
 def _record_array_test(spec: dict, var: str, names: dict) -> overloads.Test:
-    names["_ndarray"] = __import__("numpy").ndarray
+    import numpy
+    names["_ndarray"] = numpy.ndarray
     return overloads.Test("False", f"isinstance({var}, _ndarray)", None,
                           f"numpy.ndarray of {_python_name(spec['class'])}.dtype")
 
