@@ -159,8 +159,7 @@ def _import_caller(function: dict, index: int, signatures: int) -> str:
 def glue_code(plan: dict) -> str:
     """The C of the module's callers and connection, placed in cffi's glue."""
     shape = layout(plan)
-    parts = [sources.text("glue_callers.c")]
-    parts += [_signature_caller(key, i) for i, key in enumerate(shape["signatures"])]
+    parts = [_signature_caller(key, i) for i, key in enumerate(shape["signatures"])]
     parts += [_import_caller(f, i, len(shape["signatures"]))
               for i, f in enumerate(shape["imports"])]
     return "".join(parts)

@@ -13,7 +13,8 @@ gets a C++ definition here that calls through a module-lifetime function-pointer
 is loaded.
 
 Only the per-cell parts are written here; the fixed C++ and C they are pasted around
-live in native/ (cell_prelude.hpp, function_owner.hpp, glue_cdef.h, glue_preamble.c).
+live in native/ (cell_prelude.hpp, function_owner.hpp, glue_cdef.h, glue_runtime.h,
+glue_preamble.c).
 """
 from __future__ import annotations
 
@@ -136,13 +137,24 @@ def _assigners(imports: list) -> list[tuple[str, str, str]]:
     return list(found.values())
 
 
+def _std_calls(plan: dict) -> str:
+    """native/std_calls.hpp, for the std::string and std::vector kinds the cell uses."""
+    used = {kind_of(spec).name for function in all_functions(plan)
+            for spec in [function["ret"], *(p["type"] for p in function["params"])]}
+    defines = [f"#define {macro} 1\n" for macro, names in
+               (("PM_STD_STRINGS", {"string", "string_copy"}), ("PM_STD_VECTORS", {"vector"}))
+               if used & names]
+    return "".join(defines) + sources.text("std_calls.hpp") if defines else ""
+
+
 def translation_unit(source: str, plan: dict) -> str:
     """The cell (its lines numbered as the cell's) followed by its trampolines."""
     if not source.endswith("\n"):
         source += "\n"
     imports = plan.get("imports", [])
     parts = ['#line 1 "cell"\n', source, f'#line 1 "{TRAMPOLINE_FILE}"\n',
-             sources.text("faults.h"), sources.text("cell_prelude.hpp"),
+             sources.text("faults.h"), sources.text("holders.hpp"), _std_calls(plan),
+             sources.text("cell_prelude.hpp"),
              capi.cpp_declarations(plan), containers.cpp_support(plan),
              "".join(definition for _name, definition, _cdef in _assigners(imports))]
     if any(isinstance(kind_of(p["type"]), StdFunction) for f in all_functions(plan)
@@ -192,12 +204,13 @@ def cdef(plan: dict) -> str:
 
 
 def glue_preamble(plan: dict, module_name: str) -> str:
-    """The C cffi places before its glue: polymagic's fixed glue (native/), the cell's
+    """The C cffi places before its glue: the per-module part of polymagic's glue
+    (native/; the fixed functions it calls are compiled once, compiler.py), the cell's
     prototypes and its C-API callers."""
     return (f'#define PM_MODULE_NAME "{module_name}"\n' + sources.text("glue_cdef.h") +
-            sources.text("glue_preamble.c") + "\n".join(_c_declarations(plan)) + "\n" +
-            sources.text("faults.h") + capi.glue_code(plan) +
-            containers.glue_support(plan) + fastcalls.glue_code(plan))
+            sources.text("glue_runtime.h") + sources.text("glue_preamble.c") +
+            "\n".join(_c_declarations(plan)) + "\n" + sources.text("faults.h") +
+            capi.glue_code(plan) + fastcalls.glue_code(plan))
 
 
 def emit_glue(plan: dict, module_name: str, path) -> None:

@@ -25,7 +25,7 @@ from ...toolchain import EXCERPT, cell_remarks, compiler_identity, first_error_f
 from . import capi, codegen, prelude, processes, signatures, sources, tailpipe
 from .options import CppOptions
 
-RUNTIME_SOURCE = sources.NATIVE / "runtime.cpp"
+RUNTIME_SOURCES = ("runtime.cpp", "std_calls.cpp")
 _CELL_LINE = re.compile(r"^cell:(\d+):(?:\d+:)? (?:fatal )?error", re.MULTILINE)
 _CELL_REF = re.compile(r"\bcell:(\d+)\b")
 # ld.bfd quotes a symbol as `name', gold as 'name'
@@ -39,10 +39,33 @@ def runtime_object(cxx: str) -> Path:
     key = build.cache_key("cpp-runtime", build.sources_digest(sources.NATIVE.parent),
                           build.csrc_text(), flags, compiler_identity(cxx))
 
-    def produce(staging: Path) -> None:
-        processes.run([cxx, *flags, "-c", str(RUNTIME_SOURCE), "-o",
+    def produce(staging: Path) -> None:  # one relocatable object of the two
+        processes.run([cxx, *flags, "-r", "-nostdlib",
+                       *(str(sources.NATIVE / name) for name in RUNTIME_SOURCES), "-o",
                        str(staging / "runtime.o")], "polymagic's C++ runtime")
     return build.cached_build(key, "runtime.o", produce, language="C++")
+
+
+# The fixed C of every module's glue: compiled once, linked into each module (hidden).
+GLUE_RUNTIME_SOURCES = ("glue_errors.c", "glue_callers.c", "containers_glue.c")
+
+
+def glue_runtime_object(cxx: str) -> Path:
+    """The fixed part of the modules' cffi glue (native/glue_runtime.h says what it
+    gives) for this compiler and Python, built once, then cached: a cell's own glue
+    is then only what cffi generates for its functions."""
+    flags = ["-O2", "-fPIC", "-fvisibility=hidden", f"-I{sources.NATIVE}",
+             *_python_includes()]
+    # g++ reads the 2nd input on as C++ unless each is marked as C
+    inputs = [part for name in GLUE_RUNTIME_SOURCES
+              for part in ("-x", "c", str(sources.NATIVE / name))]
+    key = build.cache_key("cpp-glue-runtime", build.sources_digest(sources.NATIVE),
+                          flags, compiler_identity(cxx))
+
+    def produce(staging: Path) -> None:  # one relocatable object of the three
+        processes.run([cxx, *flags, "-r", "-nostdlib", *inputs, "-o",
+                       str(staging / "glue_runtime.o")], "polymagic's C glue runtime")
+    return build.cached_build(key, "glue_runtime.o", produce, language="C++")
 
 
 # exit() and its kin leave the call instead of the process (native/runtime.cpp).
@@ -55,7 +78,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
     """Write the extension `module_file` and the export plan `plan_file` into
     `staging`, or raise CompileError. Every compiler process it starts is killed if
     the build stops early (Ctrl-C included)."""
-    runtime = runtime_object(cxx)
+    runtime, glue_runtime = runtime_object(cxx), glue_runtime_object(cxx)
     std_prelude = prelude.choose(source, options.compile_args)
     cell = _CellCompile(cxx, options, staging, std_prelude)
     glue_c = staging / "glue.c"
@@ -80,7 +103,7 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
             print(line)  # on stdout, where Cython's magic shows a compiler's warnings
         _check(glue_result, source, plan, "compilation of the cffi glue")
         link = [cxx, "-shared", "-o", str(staging / module_file),
-                str(staging / "cell_module.o"), str(staging / "glue.o"), str(runtime),
+                str(staging / "cell_module.o"), str(staging / "glue.o"), str(glue_runtime), str(runtime),
                 str(fault_library),
                 # the fault library, wherever the cache is: beside this entry
                 f"-Wl,-rpath,$ORIGIN/../{fault_library.parent.name}",

@@ -11,11 +11,11 @@ called from signatures.py). An argument reaches the trampoline as the address of
 Python object (the wrapper holds it for the call) and the C++ in native/containers*.hpp
 converts it with the GIL held, reading Python objects through C functions in the
 module's C glue (native/containers_glue.c, which has Python.h: the cell does not need
-it). A result is built the same way and handed to the wrapper through `_results`,
+it; compiled once and linked into every module). A result is built the same way and handed to the wrapper through `_results`,
 keyed by its address. A non-const `std::vector<T>&` / `std::map&` parameter is an
 out-parameter: C++ works on a copy of the list, dict or NumPy array given, written
-back after the call. The C++ and C are pasted into a cell's code only when its
-functions use containers, one file per container family, to keep builds short.
+back after the call. The C++ is pasted into a cell's code only when its functions use
+containers, one file per container family, to keep builds short.
 
 The kinds here are mixins: types.py makes them Kind subclasses (`kinds`), so that this
 module does not import types.py, which registers them.
@@ -253,7 +253,7 @@ class StringCopyKind:
     import_result = False
 
     def trampoline_return(self, call: str) -> tuple[str, str]:
-        return f"return pm_buffer_of(pm_hold(std::string({call})));", "return {};"
+        return f"return pm_held(std::string({call}));", "return {};"
 
 
 def kinds(kind_base: type, string_kind: type) -> tuple[type, ...]:
@@ -343,11 +343,6 @@ def cpp_support(plan: dict) -> str:
 
 def _uses_containers(plan: dict) -> bool:
     return next(_nodes(plan), None) is not None
-
-
-def glue_support(plan: dict) -> str:
-    """The C the module's glue needs (after glue_callers.c)."""
-    return sources.text("containers_glue.c") if _uses_containers(plan) else ""
 
 
 def cdef_lines(plan: dict) -> list[str]:

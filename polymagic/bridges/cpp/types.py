@@ -523,7 +523,7 @@ class _HeldBuffer(Kind):
         return "pm_buffer"
 
     def trampoline_return(self, call: str) -> tuple[str, str]:
-        return f"return pm_buffer_of(pm_hold({call}));", "return {};"
+        return f"return pm_held({call});", "return {};"
 
 
 class String(_HeldBuffer):
@@ -547,8 +547,9 @@ class String(_HeldBuffer):
         return ["const char *", "size_t"]
 
     def call_argument(self, name: str, function: dict, position: int) -> str:
-        cls = "std::string_view" if self.spec["form"] == "view" else "std::string"
-        return f"{cls}({name}, {name}_n)"
+        if self.spec["form"] == "view":
+            return f"std::string_view({name}, {name}_n)"
+        return f"pm_rt_string({name}, {name}_n)"  # std_calls.hpp
 
     def argument_converter(self, context: Context, where: str):
         to_bytes = _to_bytes(self, where)

@@ -1,13 +1,15 @@
 /* The Python side of standard-container conversions: small C functions, compiled with
- * Python.h in a cell module's C glue, that native/containers.hpp (C++, compiled
- * without Python's headers) calls to read and build Python objects. Pasted in by
- * polymagic/bridges/cpp/containers.py after glue_callers.c, and only into modules
- * whose functions take or return containers. Python objects travel as void*.
+ * Python.h once (glue_errors.c says how) and linked into every cell module, that
+ * native/containers.hpp (C++, compiled without Python's headers) calls to read and
+ * build Python objects. Python objects travel as void*.
  *
  * Every function but pm_cv_gil_take/pm_cv_connect runs with the GIL held (the C++
  * side takes it once per conversion, since trampolines run without it). Statuses: 0
  * ok; 1 the object is not of the expected type (no Python error set); -1 a Python
  * error is set (MemoryError, an error raised by the object's own methods...). */
+#include <Python.h>
+#include <stdint.h>
+#include "glue_runtime.h"
 
 /* (results, conversion_error, resized_error, numpy.frombuffer): set by pm_cv_connect. */
 static PyObject* pm_cv_tools = NULL;

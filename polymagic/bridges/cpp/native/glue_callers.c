@@ -1,20 +1,16 @@
 /* The fixed part of the C-API callers in a cell module's C glue: the module's table of
  * Python objects, references for kept std::functions, the error path, result
- * conversion and the shared-namespace lookup. polymagic/bridges/cpp/capi.py pastes it
- * in before the callers it generates for the cell (one per callback signature, one per
- * PM_PYTHON import with arithmetic types); it is not compiled on its own. */
-#include <limits.h>
+ * conversion and the shared-namespace lookup, for the callers
+ * polymagic/bridges/cpp/capi.py generates for the cell (one per callback signature,
+ * one per PM_PYTHON import with arithmetic types). Compiled once (glue_errors.c
+ * says how); declared in glue_runtime.h. */
+#include <Python.h>
+#include <stdint.h>
+#include "glue_cdef.h"
+#include "faults.h"
+#include "glue_runtime.h"
 
-/* C++ calling Python: push a frame that tells faults.c this is Python, not C++ (a
- * signal raised here is not polymagic's to turn into an exception). */
-#define PM_ENTER_PYTHON \
-    pm_frame pm_python_; \
-    pm_python_.outer = pm_fault_top; \
-    pm_python_.kind = PM_FRAME_PYTHON; \
-    pm_fault_top = &pm_python_;
-#define PM_LEAVE_PYTHON pm_fault_top = pm_python_.outer;
-static PyObject* pm_table = NULL;  /* set once by pm_py_connect; see polymagic/bridges/cpp/capi.py */
-#define PM_TABLE(i) PyTuple_GET_ITEM(pm_table, (i))
+PyObject* pm_table = NULL;
 
 int pm_py_connect(uintptr_t table) {
     PyGILState_STATE gil = PyGILState_Ensure();
@@ -46,7 +42,7 @@ void pm_py_release(uintptr_t callable) {
 
 /* The Python exception just raised (GIL held) goes to the stash; the runtime gets its
    handle and the C++ caller throws it (pm_rt_check_callback). */
-static int pm_py_failed(void) {
+int pm_py_failed(void) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
@@ -69,7 +65,7 @@ static int pm_py_failed(void) {
 }
 
 /* Whether `value` is an int in range, stored in *out (any error cleared). */
-static int pm_signed_in_range(PyObject* value, long long low, long long high,
+int pm_signed_in_range(PyObject* value, long long low, long long high,
                               long long* out) {
     if (!PyLong_Check(value)) return 0;
     int overflow = 0;
@@ -82,7 +78,7 @@ static int pm_signed_in_range(PyObject* value, long long low, long long high,
     return 1;
 }
 
-static int pm_unsigned_in_range(PyObject* value, unsigned long long high,
+int pm_unsigned_in_range(PyObject* value, unsigned long long high,
                                 unsigned long long* out) {
     if (!PyLong_Check(value)) return 0;
     unsigned long long number = PyLong_AsUnsignedLongLong(value);
@@ -104,7 +100,7 @@ static int pm_out_of_range(PyObject* converted) {
 /* A result for a C integer type in [low, high]: ints (bool included) in range
    directly; anything else through `converter` (Python, cffi's rules), which returns
    an int in range or raises. 0 on success, -1 with an exception set. */
-static int pm_signed_result(PyObject* result, PyObject* converter, long long low,
+int pm_signed_result(PyObject* result, PyObject* converter, long long low,
                             long long high, long long* out) {
     if (pm_signed_in_range(result, low, high, out)) return 0;
     PyObject* converted = PyObject_CallOneArg(converter, result);
@@ -114,7 +110,7 @@ static int pm_signed_result(PyObject* result, PyObject* converter, long long low
     return 0;
 }
 
-static int pm_unsigned_result(PyObject* result, PyObject* converter,
+int pm_unsigned_result(PyObject* result, PyObject* converter,
                               unsigned long long high, unsigned long long* out) {
     if (pm_unsigned_in_range(result, high, out)) return 0;
     PyObject* converted = PyObject_CallOneArg(converter, result);
@@ -127,7 +123,7 @@ static int pm_unsigned_result(PyObject* result, PyObject* converter,
 /* The callable bound to `name` in the shared namespace (new reference), as
    polymagic.hub.lookup finds it: the explicit namespace, else IPython's; a dict
    subclass, a missing name or the caller-globals rule go to hub.lookup itself. */
-static PyObject* pm_hub_find(PyObject* name) {
+PyObject* pm_hub_find(PyObject* name) {
     PyObject* state = PM_TABLE(1);
     PyObject* space = PyDict_GetItemWithError(state, PM_TABLE(3));
     if (space == NULL || space == Py_None) {

@@ -1,0 +1,28 @@
+// The out-of-line std::string and std::vector conversions of std_calls.hpp, and
+// pm_release, which frees any holder: compiled once into polymagic's C++ runtime
+// (polymagic/bridges/cpp/compiler.py), hidden in each cell module.
+#include <string>
+#include <vector>
+
+#include "holders.hpp"
+#define PM_STD_STRINGS 1
+#define PM_STD_VECTORS 1
+#include "std_calls.hpp"
+
+extern "C" void pm_release(void* owner) { delete static_cast<pm_holder_base*>(owner); }
+
+#ifdef PM_RUNTIME_STD
+std::string pm_rt_string(const char* data, unsigned long size) {
+    return std::string(data, size);
+}
+
+pm_buffer pm_held(std::string&& value) {
+    return pm_buffer_of(pm_hold(static_cast<std::string&&>(value)));
+}
+
+#define PM_HELD_VECTOR(T) \
+    pm_buffer pm_held(std::vector<T>&& value) { \
+        return pm_buffer_of(pm_hold(static_cast<std::vector<T>&&>(value))); \
+    }
+PM_VECTOR_ELEMENTS(PM_HELD_VECTOR)
+#endif
