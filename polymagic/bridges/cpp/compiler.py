@@ -133,7 +133,8 @@ class _CellCompile:
         flags = [*options.cxx_flags(), f"-I{signatures.INCLUDE_DIR}",
                  "-fvisibility=hidden"]
         self.path = staging / "cell_module.cpp"
-        self.plain = [cxx, *flags, "-c", str(self.path), "-o",
+        # -pipe: the assembler reads the compiler's output as it comes (no temp file)
+        self.plain = [cxx, *flags, "-pipe", "-c", str(self.path), "-o",
                       str(staging / "cell_module.o")]
         header = std_prelude and prelude.compiler_prelude(cxx, flags, std_prelude)
         self.fast = _force_include(self.plain, header)
@@ -181,7 +182,7 @@ def _glue_compile(cxx: str, glue_c: Path, staging: Path) -> tuple[list[str], Pat
     """
     flags = ["-x", "c", "-O2", "-fPIC", "-fvisibility=hidden", "-D_CFFI_NO_LIMITED_API",
              *_python_includes()]
-    command = [cxx, *flags, "-c", str(glue_c), "-o", str(staging / "glue.o")]
+    command = [cxx, *flags, "-pipe", "-c", str(glue_c), "-o", str(staging / "glue.o")]
     return command, prelude.compiler_prelude(cxx, flags, prelude.GLUE_PRELUDE, "c")
 
 

@@ -19,17 +19,18 @@ template <class T> struct pm_holder : pm_holder_base {
     T value;
     explicit pm_holder(T&& moved) : value(static_cast<T&&>(moved)) {}
 };
-template <class T> static pm_holder<T>* pm_hold(T&& value) {
+template <class T> pm_holder<T>* pm_hold(T&& value) {
     return new pm_holder<T>(static_cast<T&&>(value));
 }
-template <class T> static pm_buffer pm_buffer_of(pm_holder<T>* holder) {
+template <class T> pm_buffer pm_buffer_of(pm_holder<T>* holder) {
     return pm_buffer{holder, (void*)holder->value.data(),
                      (unsigned long)holder->value.size()};
 }
 // A result moved into a new holder, as the buffer Python gets. std_calls.hpp declares
-// non-template overloads for std::string and vectors of numbers, which C++ prefers to
-// this template: they are compiled once in the runtime, not in every cell.
-template <class T> static pm_buffer pm_held(T&& value) {
+// its specialisations for std::string and vectors of numbers, which are compiled once
+// in the runtime, not in every cell (explicit specialisations, not overloads: the
+// overloads would all be weighed, and their vector classes instantiated, at each call).
+template <class T> pm_buffer pm_held(T&& value) {
     return pm_buffer_of(pm_hold(static_cast<T&&>(value)));
 }
 #endif

@@ -16,12 +16,12 @@ std::string pm_rt_string(const char* data, unsigned long size) {
     return std::string(data, size);
 }
 
-pm_buffer pm_held(std::string&& value) {
+template <> pm_buffer pm_held<std::string>(std::string&& value) {
     return pm_buffer_of(pm_hold(static_cast<std::string&&>(value)));
 }
 
 #define PM_HELD_VECTOR(T) \
-    pm_buffer pm_held(std::vector<T>&& value) { \
+    template <> pm_buffer pm_held<std::vector<T>>(std::vector<T>&& value) { \
         return pm_buffer_of(pm_hold(static_cast<std::vector<T>&&>(value))); \
     }
 PM_VECTOR_ELEMENTS(PM_HELD_VECTOR)

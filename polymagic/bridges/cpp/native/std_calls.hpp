@@ -13,7 +13,7 @@
 #ifdef PM_STD_STRINGS
 #ifdef PM_RUNTIME_STD
 std::string pm_rt_string(const char* data, unsigned long size);
-pm_buffer pm_held(std::string&& value);
+template <> pm_buffer pm_held<std::string>(std::string&& value);
 #else
 static inline std::string pm_rt_string(const char* data, unsigned long size) {
     return std::string(data, size);
@@ -26,7 +26,8 @@ static inline std::string pm_rt_string(const char* data, unsigned long size) {
     X(unsigned short) X(int) X(unsigned int) X(long) X(unsigned long) X(long long) \
     X(unsigned long long) X(float) X(double)
 #if defined(PM_STD_VECTORS) && defined(PM_RUNTIME_STD)
-#define PM_HELD_VECTOR(T) pm_buffer pm_held(std::vector<T>&& value);
+#define PM_HELD_VECTOR(T) \
+    template <> pm_buffer pm_held<std::vector<T>>(std::vector<T>&& value);
 PM_VECTOR_ELEMENTS(PM_HELD_VECTOR)
 #undef PM_HELD_VECTOR
 #endif
