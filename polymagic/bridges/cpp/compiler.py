@@ -251,7 +251,8 @@ def _read_with_prelude(source: str, args: list[str], name: str) -> dict | None:
     if pch is None:
         return None
     try:
-        plan = signatures.parse(source, [*args, "-include-pch", str(pch)])
+        plan = signatures.parse(source, [*args, "-include-pch", str(pch)],
+                                skip_bodies=True)
     except TranslationUnitLoadError:  # the .pch may be what libclang could not load
         prelude.discard(pch.parent)
         return None

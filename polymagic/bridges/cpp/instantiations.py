@@ -47,6 +47,8 @@ def read(unit, templates: list, source: str, args: list, cell_file: str,
     FUNCTION_TEMPLATE cursors) that the cell in `unit` writes; each template without
     one goes into `skipped` with a warning. `read_function(cursor)` makes the plan
     entry of a function declaration (signatures._function)."""
+    if not templates:
+        return []  # the cell's tokens need not be read
     by_name = {cursor.spelling: cursor for cursor in templates}
     written = [item for item in _written(unit, cell_file) if item.name in by_name]
     for cursor in templates:

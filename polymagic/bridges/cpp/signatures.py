@@ -59,12 +59,16 @@ _MAX_OPERATORS = 1_000_000
 _OPERATOR = re.compile(r"[-+*/%&|^<>!~?=]")
 
 
-def parse(source: str, args: list[str]) -> dict:
+def parse(source: str, args: list[str], skip_bodies: bool = False) -> dict:
     """The export plan of `source` (a cell), parsed by libclang with `args` on a thread
     with a stack deep enough for deeply nested code. Raises clang's
-    TranslationUnitLoadError when libclang rejects the arguments."""
+    TranslationUnitLoadError when libclang rejects the arguments.
+
+    `skip_bodies`: function bodies are not parsed (most of a small cell's parse is
+    instantiating what its bodies use), unless a function's result type is deduced
+    from its body (`auto f()`); errors in bodies are then g++'s alone to report."""
     _check_depth(source)
-    return _on_big_stack(_parse, source, args)
+    return _on_big_stack(_parse, source, args, skip_bodies)
 
 
 def _check_depth(source: str) -> None:
@@ -105,20 +109,20 @@ def _on_big_stack(function, *args):
     return outcome["result"]
 
 
-def _parse(source: str, args: list[str]) -> dict:
+def _parse(source: str, args: list[str], skip_bodies: bool) -> dict:
     import clang.cindex as cindex
     index = cindex.Index.create()
-    unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)])
+    unit, root = _parsed(index, source, args, skip_bodies, cindex)
     errors = [f"cell:{d.location.line}: {d.spelling}" for d in unit.diagnostics
               if d.severity >= cindex.Diagnostic.Error]
     functions, skipped, declared, operators = [], [], {}, []
     imported, defined = {}, set()
     templates = []  # exported through the explicit instantiations the cell writes
-    for cursor in _top_level(unit.cursor, cindex):
+    for cursor in _top_level(root, cindex):
         if cursor.kind == cindex.CursorKind.FUNCTION_TEMPLATE:
             templates.append(cursor)
             continue
-        if not cursor.is_definition():
+        if not root.defines(cursor):
             if _is_python_import(cursor, cindex):
                 imported.setdefault(cursor.get_usr(), cursor)
             else:
@@ -135,8 +139,8 @@ def _parse(source: str, args: list[str]) -> dict:
         except Unsupported as reason:
             skipped.append({"name": cursor.spelling, "line": cursor.location.line,
                             "reason": str(reason), "warn": True})
-    for cursor in _namespace_functions(unit.cursor, cindex):
-        if cursor.is_definition():
+    for cursor in _namespace_functions(root, cindex):
+        if root.defines(cursor):
             defined.add(cursor.get_usr())
             if cursor.spelling.startswith("operator"):
                 operators.append(cursor)
@@ -145,7 +149,7 @@ def _parse(source: str, args: list[str]) -> dict:
     functions += instantiations.read(unit, templates, source, args, CELL_FILE,
                                      lambda cursor: _function(cursor, cindex), skipped)
     _name_exports(functions)
-    classes = _classes(unit, cindex, operators, skipped)
+    classes = _classes(root, cindex, operators, skipped)
     plan = {"functions": functions, "classes": classes}
     for number, function in enumerate(records.all_functions(plan)):
         function["symbol"] = f"pm_f{number}"
@@ -155,12 +159,12 @@ def _parse(source: str, args: list[str]) -> dict:
             "declared": declared, "imports": imports, "import_errors": import_errors}
 
 
-def _classes(unit, cindex, operators: list, skipped: list) -> list:
+def _classes(root, cindex, operators: list, skipped: list) -> list:
     """The cell's classes and structs (records.py), with their operators."""
     reader = records.Reader(cindex, CELL_FILE, lambda cursor: _function(cursor, cindex),
                             lambda type_: _param_spec(type_, cindex),
                             lambda type_: _result_spec(type_, cindex))
-    reader.visit(unit.cursor)
+    reader.visit(root)
     reader.attach_free_operators(operators)
     skipped += reader.skipped
     return reader.classes
@@ -227,6 +231,92 @@ def _namespace_path(cursor) -> str:
         parts.append(parent.spelling)
         parent = parent.semantic_parent
     return "".join(f"{part}::" for part in reversed(parts))
+
+
+def _parsed(index, source: str, args: list[str], skip_bodies: bool, cindex):
+    """(translation unit, _CellRoot) of the cell; parsed without function bodies if
+    asked, and again with them if that reading would be unsure."""
+    if skip_bodies:
+        unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)],
+                           options=cindex.TranslationUnit.PARSE_SKIP_FUNCTION_BODIES)
+        root = _CellRoot(unit.cursor, source)
+        try:
+            if not _deduces_results(root, cindex):
+                _check_definitions(root, cindex)
+                return unit, root
+        except _NeedsBodies:
+            pass
+    unit = index.parse(CELL_FILE, args=args, unsaved_files=[(CELL_FILE, source)])
+    return unit, _CellRoot(unit.cursor)
+
+
+class _NeedsBodies(Exception):
+    """A reading without function bodies cannot tell what the cell defines."""
+
+
+class _CellRoot:
+    """The translation unit's cursor as the readers walk it: its children are the
+    cell's own, the precompiled prelude's hundreds of declarations left out once
+    rather than in every walk (each child's file is a few calls into libclang).
+
+    Given the cell's `source`, the unit was parsed without function bodies, and
+    libclang calls a function whose body it skipped no definition: `defines` then
+    reads what follows the declaration in the source."""
+
+    def __init__(self, cursor, source: str | None = None):
+        self._children = [child for child in cursor.get_children()
+                          if child.location.file is not None
+                          and child.location.file.name == CELL_FILE]
+        self._bytes = None if source is None else source.encode()
+
+    def get_children(self):
+        return iter(self._children)
+
+    def defines(self, cursor) -> bool:
+        """Whether the function declaration `cursor` is a definition."""
+        if self._bytes is None or cursor.is_definition():
+            return cursor.is_definition()
+        rest = self._bytes[_TRAILING.match(self._bytes, cursor.extent.end.offset).end():]
+        if rest.startswith((b"{", b"try")) or rest.startswith(b":") and \
+                not rest.startswith(b"::"):
+            return True  # a body (a constructor's initialisers, a function try block)
+        if re.match(rb"=\s*default\b", rest):
+            return True
+        if rest.startswith((b";", b",")) or re.match(rb"=\s*delete\b", rest):
+            return False  # as libclang reads `= delete`: nothing to call
+        raise _NeedsBodies  # a macro, an attribute...: not read here
+
+
+# what may follow a function's declarator before its body (or its `;`)
+_TRAILING = re.compile(rb"(?:\s+|//[^\n]*|/\*.*?\*/|\boverride\b|\bfinal\b)*", re.S)
+
+
+def _check_definitions(root: _CellRoot, cindex) -> None:
+    """Raise _NeedsBodies if `root.defines` cannot tell for a function of the cell."""
+    for cursor in _top_level(root, cindex):
+        if cursor.kind == cindex.CursorKind.FUNCTION_DECL:
+            root.defines(cursor)
+    for cursor in _namespace_functions(root, cindex):
+        root.defines(cursor)
+
+
+_DECLARES_RESULT = ("FUNCTION_DECL", "CXX_METHOD", "FUNCTION_TEMPLATE",
+                    "CONVERSION_FUNCTION")
+_HOLDS_DECLARATIONS = ("NAMESPACE", "LINKAGE_SPEC", "STRUCT_DECL", "CLASS_DECL",
+                       "CLASS_TEMPLATE")
+
+
+def _deduces_results(cursor, cindex) -> bool:
+    """Whether a function of the cell has a result type deduced from its body (`auto`,
+    `decltype(auto)`), which a parse without bodies leaves undeduced."""
+    for child in cursor.get_children():
+        kind = child.kind.name
+        if kind in _DECLARES_RESULT and \
+                child.result_type.get_canonical().kind == cindex.TypeKind.AUTO:
+            return True
+        if kind in _HOLDS_DECLARATIONS and _deduces_results(child, cindex):
+            return True
+    return False
 
 
 def _namespace_functions(cursor, cindex):
