@@ -12,10 +12,10 @@ import functools
 import sys
 from pathlib import Path
 
-from ... import build
+from ... import build, processes
 from ...config import flag
 from ...toolchain import compiler_identity
-from . import processes, sources
+from . import sources
 
 # native/faults.h's PM_CATCH_* flags.
 CATCH_FAULTS, CATCH_INTERRUPTS = 1, 2
