@@ -39,6 +39,11 @@ CELLS = {
         "int commented(int x) /* c */ // d\n{ return x; }\n"
         "double tried(double x) try { return x; } catch (...) { return 0; }\n"
         "namespace geo { int f() { return 1; } int g(); }\n"),
+    "spans in declarations only": (
+        "#include <span>\n#include <vector>\n"
+        "struct H { void fill(std::span<const double> xs) { n += xs.size(); }\n"
+        "  void fixed(std::span<const double, 4> xs) {} long n = 0; };\n"
+        "double total(std::span<const double> xs) { return xs.empty() ? 0 : xs[0]; }\n"),
     "templates": ("template <class T> T twice(T x) { return x + x; }\n"
                   "template double twice<double>(double);\n"),
 }
@@ -61,6 +66,17 @@ def test_a_reading_without_bodies_is_the_full_reading(cell):
     assert full["functions"] or full["classes"]
     assert without_errors(signatures.parse(cell, args, skip_bodies=True)) == \
         without_errors(full)
+
+
+def test_a_span_parameter_of_a_method_body_unread_is_exported():
+    """A method whose body is skipped leaves its std::span parameter type incomplete:
+    its extent is read from the type's spelling (only dynamic spans are exported)."""
+    plan = signatures.parse(CELLS["spans in declarations only"], clang_args(),
+                            skip_bodies=True)
+    members = [member["name"] for member in plan["classes"][0]["members"]]
+    assert "fill" in members and "fixed" not in members
+    assert any(entry["name"] == "fixed" and "dynamic-extent" in entry["reason"]
+               for entry in plan["skipped"])
 
 
 def test_the_bodies_are_skipped():

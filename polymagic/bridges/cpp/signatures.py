@@ -319,6 +319,17 @@ def _deduces_results(cursor, cindex) -> bool:
     return False
 
 
+def _has_dynamic_extent(span) -> bool:
+    """Whether a std::span type has std::dynamic_extent (size_t's largest value)."""
+    size = span.get_size()
+    if size > 0:
+        return size == 16  # a fixed extent span is one pointer wide
+    # not instantiated (only declared, or read without bodies): the extent as clang
+    # spells it, which leaves out the default
+    extent = re.search(r",\s*(\d+)[uUlL]*\s*>$", span.get_canonical().spelling)
+    return extent is None or int(extent[1]) == (1 << 64) - 1
+
+
 def _namespace_functions(cursor, cindex):
     """Function declarations inside the cell's namespaces (for PM_PYTHON only:
     namespaced functions are not exported)."""
@@ -446,7 +457,7 @@ def _param_spec(type_, cindex) -> dict:
         name = qualified_name(type_.get_declaration())
         if name == "std::span":
             element = _template_args(type_)[0]
-            if type_.get_size() != 16:  # a fixed extent span is one pointer wide
+            if not _has_dynamic_extent(type_):
                 raise Unsupported("only dynamic-extent std::span is supported")
             return types.Span.make(tag=_scalar_tag(element, cindex),
                                    const=element.is_const_qualified())
