@@ -19,10 +19,10 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from ... import build, processes, tailpipe
+from ... import build
 from ...errors import CompileError
 from ...toolchain import EXCERPT, cell_remarks, compiler_identity, first_error_first
-from . import capi, codegen, prelude, signatures, sources
+from . import capi, codegen, prelude, processes, signatures, sources, tailpipe
 from .options import CppOptions
 
 RUNTIME_SOURCES = ("runtime.cpp", "std_calls.cpp")

@@ -12,10 +12,10 @@ import functools
 import sys
 from pathlib import Path
 
-from ... import build, processes
+from ... import build
 from ...config import flag
 from ...toolchain import compiler_identity
-from . import sources
+from . import processes, sources
 
 # native/faults.h's PM_CATCH_* flags.
 CATCH_FAULTS, CATCH_INTERRUPTS = 1, 2

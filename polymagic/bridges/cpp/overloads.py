@@ -59,10 +59,10 @@ import types as pytypes
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from ... import build, processes
+from ... import build
 from ...errors import BridgeUnavailable, CompileError, OverloadError
 from ...toolchain import compiler, compiler_identity, load_extension
-from . import callbacks, containers, sources, types
+from . import callbacks, containers, processes, sources, types
 
 
 class Test(NamedTuple):

@@ -1,13 +1,11 @@
-"""One cell build: Cython in this process, then one compiler call (started on Python.h
-while Cython runs: early.py), published into the cache as <name>.pyx, the extension,
-build.json and maybe <name>.html."""
+"""One cell build: Cython in this process, then one compiler call, published into the
+cache as <name>.pyx, the extension, build.json and maybe <name>.html."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,8 +14,7 @@ from ...build import cache_dir, cache_key, cached_build, cached_entry
 from ...errors import CompileError
 from ...toolchain import run_tool
 from .diagnostics import cell_warnings, map_c_diagnostics, map_cython_listing
-from ... import processes
-from . import early, pgo, server
+from . import pgo, server
 from .cythonize import compiler_is_warm, run_cython
 from .options import CythonOptions, key_options
 from .pch import PrecompiledHeader, precompiled_header
@@ -62,8 +59,6 @@ class CellBuild:
         self.ran = False
         self.cython_here = False  # Cython ran in this process (else in the warm server)
         self.pch: PrecompiledHeader | None = None
-        self.jobs: processes.Jobs | None = None
-        self.early: early.EarlyCompile | None = None
 
     def module_name(self, mode: str) -> str:
         return self.opts.name or f"_pm_{self.keys[mode]}"
@@ -87,9 +82,7 @@ class CellBuild:
             pgo.check_compiler(self.toolchain.compiler)
         else:
             self.pch = precompiled_header(self.toolchain)
-        with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch, \
-                processes.Jobs() as self.jobs:
-            self.early = None if self.opts.pgo else self._start_early(Path(scratch))
+        with tempfile.TemporaryDirectory(prefix=".cython-", dir=cache_dir()) as scratch:
             # A --pgo training run loads the cell alone, in a child: inline utility code.
             # Until the shared module exists, a cell that needs no memoryview machinery
             # is made inline (probing inline instead would cost a memoryview cell ~1 s:
@@ -105,13 +98,9 @@ class CellBuild:
                 print(f"[polymagic cython] utility code {generated.mode} "
                       f"({utility.state()})", file=sys.stderr)
             mode = generated.mode
-            try:
-                path = cached_build(self.keys[mode], self.artifact(mode),
-                                    lambda staging: self._produce(staging, generated,
-                                                                  utility),
-                                    language=f"{LANGUAGE} (C compiler)")
-            finally:
-                self._cancel_early()  # not used (another process built the cell...)
+            path = cached_build(self.keys[mode], self.artifact(mode),
+                                lambda staging: self._produce(staging, generated, utility),
+                                language=f"{LANGUAGE} (C compiler)")
         # For the next cells and processes, after the shared utility module's build
         # (which a memoryview cell may be waiting for): Cython warm in a server for the
         # next process, and a precompiled Python.h (not built while this cell builds:
@@ -121,19 +110,6 @@ class CellBuild:
         if self.pch is not None:
             utility.then(self.pch.start)
         return path
-
-    def _start_early(self, scratch: Path) -> early.EarlyCompile | None:
-        """The compiler, started on Python.h while Cython runs (early.py)."""
-        folder = scratch / "early"
-        folder.mkdir()
-        pch_flags = self.pch.include_flags() if self.pch is not None else []
-        return early.start(self.jobs, self.toolchain, pch_flags, self.opts.sources, folder,
-                           self.artifact(SHARED))  # renamed if the cell is made inline
-
-    def _cancel_early(self) -> None:
-        if self.early is not None:
-            self.early.cancel()
-            self.early = None
 
     def _produce(self, staging: Path, generated: Generated,
                  utility: UtilityBuild) -> None:
@@ -164,8 +140,7 @@ class CellBuild:
         in the warm Cython server when this process has not warmed Cython up itself
         and a server answers, else here."""
         name = self.module_name(mode)
-        other = self.module_name(INLINE if mode == SHARED else SHARED)
-        for stale in scratch.glob(f"{other}.*"):
+        for stale in scratch.glob("*"):
             stale.unlink()  # the other mode's output, when Cython runs twice
         pyx = scratch / f"{name}.pyx"
         pyx.write_text(self.source, encoding="utf-8")
@@ -216,13 +191,6 @@ class CellBuild:
                 compile_call, tool.compiler, [*tool.flags, *numpy_flags],
                 list(tool.link_flags), [c_file.name, *self.opts.sources], staging,
                 self.module_name(generated.mode), output)
-        if self.early is not None and not numpy_flags:
-            started, self.early = self.early, None
-            finished = started.finish(self.jobs, c_file)
-            if finished.returncode == 0:
-                started.output.rename(staging / output)
-                return self._judge(finished, finished.args, c_file)
-        self._cancel_early()  # its command lacks NumPy's flags; or it failed: plainly
         # A precompiled Python.h, when built, is found ahead of the real one.
         pch_flags = self.pch.include_flags() if self.pch is not None else []
         return compile_call([tool.compiler, *pch_flags, *tool.flags, *numpy_flags, c_file.name,
@@ -231,15 +199,10 @@ class CellBuild:
     def _run_compiler(self, command: list[str], c_file: Path, cwd: Path) -> list[str]:
         """Run one compiler command; raise CompileError at cell lines if it fails;
         return its warnings about the cell."""
-        return self._judge(run_tool(command, cwd=cwd), command, c_file)
-
-    def _judge(self, finished: subprocess.CompletedProcess, command: list[str],
-               c_file: Path) -> list[str]:
-        """A compiler run's warnings about the cell; CompileError at cell lines if it
-        failed."""
         tool = self.toolchain
         if self.opts.verbose:
             print("[polymagic cython] " + shlex.join(command), file=sys.stderr)
+        finished = run_tool(command, cwd=cwd)
         text, lines = map_c_diagnostics(finished.stderr + finished.stdout, c_file,
                                         self.source)
         if self.opts.verbose and (finished.stderr or finished.stdout):

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 
-from .errors import CompileError
+from ...errors import CompileError
 
 
 class Jobs:
@@ -28,12 +28,11 @@ class Jobs:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is not None:
             for job in self._started:
-                kill(job)
+                _kill_group(job)
 
-    def start(self, command: list[str], cwd=None) -> subprocess.Popen:
+    def start(self, command: list[str]) -> subprocess.Popen:
         job = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               cwd=cwd)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
         self._started.append(job)
         return job
 
@@ -53,8 +52,7 @@ def run(command: list[str], what: str) -> None:
         raise CompileError("C++", f"{what} failed:\n{result.stderr}", command)
 
 
-def kill(job: subprocess.Popen) -> None:
-    """Stop `job` and what it started, and wait for it."""
+def _kill_group(job: subprocess.Popen) -> None:
     if job.poll() is None:
         try:
             os.killpg(job.pid, signal.SIGKILL)  # the group is the job's own (its pid)

@@ -1,11 +1,10 @@
 """The end of a translation unit, handed to a compiler that is already reading its start.
 
-A %%cpp cell's translation unit is the cell followed by its trampolines, which need
-libclang's reading of the cell; a %%cython cell's C starts with Python.h and the rest
-comes from Cython. So that the compiler loads its headers (and parses the cell) while
-libclang or Cython runs (two cores instead of one after the other), the file it
-compiles ends with `#include "<fifo>"`, and the rest is written into that named pipe
-once it exists: the compiler waits at the include until then.
+A cell's translation unit is the cell followed by its trampolines, and the trampolines
+need libclang's reading of the cell. So that g++ loads its precompiled headers and
+parses the cell while libclang reads it (two cores instead of one after the other),
+the cell file ends with `#include "<fifo>"`, and the trampolines are written into that
+named pipe once they exist: g++ waits at the include until then.
 
 The pipe is opened read-write here before g++ starts, so g++'s open never blocks and
 g++ sees end-of-file when this side closes: if this process dies, the compiler reads a
@@ -34,7 +33,7 @@ def open_in(folder: Path) -> "TailPipe | None":
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return TailPipe(folder / "tail.fifo")
+        return TailPipe(folder / "trampolines.fifo")
     except OSError:
         return None
 
