@@ -277,8 +277,8 @@ class _CellRoot:
         if self._bytes is None or cursor.is_definition():
             return cursor.is_definition()
         rest = self._bytes[_TRAILING.match(self._bytes, cursor.extent.end.offset).end():]
-        if rest.startswith((b"{", b"try")) or rest.startswith(b":") and \
-                not rest.startswith(b"::"):
+        if rest.startswith(b"{") or re.match(rb"try\b", rest) or \
+                rest.startswith(b":") and not rest.startswith(b"::"):
             return True  # a body (a constructor's initialisers, a function try block)
         if re.match(rb"=\s*default\b", rest):
             return True
