@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 from ...errors import CompileError
 
@@ -53,14 +54,43 @@ def run(command: list[str], what: str) -> None:
 
 
 def _kill_group(job: subprocess.Popen) -> None:
-    if job.poll() is None:
+    killed = job.poll() is None
+    if killed:
         try:
             os.killpg(job.pid, signal.SIGKILL)  # the group is the job's own (its pid)
         except ProcessLookupError:
-            pass
+            killed = False
     try:
         job.wait()
+        if killed:
+            _wait_for_group(job.pid)
     finally:
         for stream in (job.stdout, job.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _wait_for_group(group: int, limit_s: float = 5.0) -> None:
+    """Until no process of `group` runs: the driver dies first, and cc1plus (tearing
+    down a large precompiled header) may take milliseconds more. Its zombie, which
+    nobody may reap for a while, does not count. Linux only (/proc)."""
+    deadline = time.monotonic() + limit_s
+    while _running_in_group(group) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _running_in_group(group: int) -> bool:
+    try:
+        entries = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return False
+    for pid in entries:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                line = stat.read()
+        except OSError:
+            continue  # gone meanwhile
+        state, _parent, process_group = line[line.rindex(b")") + 2:].split()[:3]
+        if int(process_group) == group and state != b"Z":
+            return True
+    return False
