@@ -36,14 +36,8 @@ def runtime_object(cxx: str) -> Path:
     """polymagic's C++ runtime object for this compiler (built once, then cached)."""
     flags = ["-O2", "-std=c++17", "-fPIC", "-fvisibility=hidden", f"-I{build.CSRC}",
              f"-I{sources.NATIVE}", f"-I{signatures.INCLUDE_DIR}"]
-    key = build.cache_key("cpp-runtime", build.sources_digest(sources.NATIVE.parent),
-                          build.csrc_text(), flags, compiler_identity(cxx))
-
-    def produce(staging: Path) -> None:  # one relocatable object of the two
-        processes.run([cxx, *flags, "-r", "-nostdlib",
-                       *(str(sources.NATIVE / name) for name in RUNTIME_SOURCES), "-o",
-                       str(staging / "runtime.o")], "polymagic's C++ runtime")
-    return build.cached_build(key, "runtime.o", produce, language="C++")
+    return _once_compiled("cpp-runtime", cxx, flags, RUNTIME_SOURCES, "runtime.o",
+                          "polymagic's C++ runtime", build.csrc_text())
 
 
 # The fixed C of every module's glue: compiled once, linked into each module (hidden).
@@ -56,16 +50,25 @@ def glue_runtime_object(cxx: str) -> Path:
     is then only what cffi generates for its functions."""
     flags = ["-O2", "-fPIC", "-fvisibility=hidden", f"-I{sources.NATIVE}",
              *_python_includes()]
-    # g++ reads the 2nd input on as C++ unless each is marked as C
-    inputs = [part for name in GLUE_RUNTIME_SOURCES
-              for part in ("-x", "c", str(sources.NATIVE / name))]
-    key = build.cache_key("cpp-glue-runtime", build.sources_digest(sources.NATIVE),
-                          flags, compiler_identity(cxx))
+    return _once_compiled("cpp-glue-runtime", cxx, flags, GLUE_RUNTIME_SOURCES,
+                          "glue_runtime.o", "polymagic's C glue runtime", language="c")
 
-    def produce(staging: Path) -> None:  # one relocatable object of the three
+
+def _once_compiled(kind: str, cxx: str, flags: list[str], names: tuple[str, ...],
+                   artifact: str, what: str, *key_parts, language: str | None = None
+                   ) -> Path:
+    """One relocatable object of the native/ files `names`, compiled with `flags` by
+    `cxx`, cached under `kind` (keyed by the C++ room's sources, the flags and the
+    compiler); `language` marks every input (g++ would read a 2nd `.c` as C++)."""
+    key = build.cache_key(kind, build.sources_digest(sources.NATIVE.parent), *key_parts,
+                          flags, compiler_identity(cxx))
+    marked = ["-x", language] if language else []
+    inputs = [part for name in names for part in (*marked, str(sources.NATIVE / name))]
+
+    def produce(staging: Path) -> None:
         processes.run([cxx, *flags, "-r", "-nostdlib", *inputs, "-o",
-                       str(staging / "glue_runtime.o")], "polymagic's C glue runtime")
-    return build.cached_build(key, "glue_runtime.o", produce, language="C++")
+                       str(staging / artifact)], what)
+    return build.cached_build(key, artifact, produce, language="C++")
 
 
 # exit() and its kin leave the call instead of the process (native/runtime.cpp).

@@ -274,21 +274,22 @@ class _CellRoot:
 
     def defines(self, cursor) -> bool:
         """Whether the function declaration `cursor` is a definition."""
-        if self._bytes is None or cursor.is_definition():
-            return cursor.is_definition()
-        rest = self._bytes[_TRAILING.match(self._bytes, cursor.extent.end.offset).end():]
-        if rest.startswith(b"{") or re.match(rb"try\b", rest) or \
-                rest.startswith(b":") and not rest.startswith(b"::"):
-            return True  # a body (a constructor's initialisers, a function try block)
-        if re.match(rb"=\s*default\b", rest):
-            return True
-        if rest.startswith((b";", b",")) or re.match(rb"=\s*delete\b", rest):
-            return False  # as libclang reads `= delete`: nothing to call
-        raise _NeedsBodies  # a macro, an attribute...: not read here
+        definition = cursor.is_definition()
+        if definition or self._bytes is None:
+            return definition
+        after = _AFTER_DECLARATOR.match(self._bytes, cursor.extent.end.offset)["next"]
+        if after is None:
+            raise _NeedsBodies  # a macro, an attribute...: not read here
+        if after.startswith(b"="):  # `= delete`, as libclang reads it: nothing to call
+            return after.endswith(b"default")
+        return after not in (b";", b",")  # a body, initialisers, a function try block
 
 
-# what may follow a function's declarator before its body (or its `;`)
-_TRAILING = re.compile(rb"(?:\s+|//[^\n]*|/\*.*?\*/|\boverride\b|\bfinal\b)*", re.S)
+# what follows a function's declarator: comments, override/final, then what says
+# whether a body comes (`::` is a qualified name, not the start of initialisers)
+_AFTER_DECLARATOR = re.compile(
+    rb"(?:\s+|//[^\n]*|/\*.*?\*/|\boverride\b|\bfinal\b)*"
+    rb"(?P<next>\{|try\b|:(?!:)|=\s*default\b|=\s*delete\b|;|,)?", re.S)
 
 
 def _check_definitions(root: _CellRoot, cindex) -> None:
