@@ -66,6 +66,13 @@ def python_include_flags() -> list[str]:
     return [f"-I{sysconfig.get_paths()['include']}"]
 
 
+def lower_priority(command: list[str]) -> list[str]:
+    """`command` under `nice -n 10` where there is one: a build in the background
+    yields the processor to the cell the user waits for."""
+    nice = shutil.which("nice")
+    return [nice, "-n", "10", *command] if nice else list(command)
+
+
 def run_tool(command: Iterable[str], cwd=None, env: dict | None = None
              ) -> subprocess.CompletedProcess:
     """Run a compiler (argument list, no shell) and return its completed process."""

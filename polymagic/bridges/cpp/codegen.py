@@ -137,10 +137,14 @@ def _assigners(imports: list) -> list[tuple[str, str, str]]:
     return list(found.values())
 
 
-def _std_calls(plan: dict) -> str:
-    """native/std_calls.hpp, for the std::string and std::vector kinds the cell uses."""
-    used = {kind_of(spec).name for function in all_functions(plan)
+def _kinds_used(plan: dict) -> set[str]:
+    """The names of the kinds of the cell's parameters and results."""
+    return {kind_of(spec).name for function in all_functions(plan)
             for spec in [function["ret"], *(p["type"] for p in function["params"])]}
+
+
+def _std_calls(used: set[str]) -> str:
+    """native/std_calls.hpp, for the std::string and std::vector kinds `used`."""
     defines = [f"#define {macro} 1\n" for macro, names in
                (("PM_STD_STRINGS", {"string", "string_copy"}), ("PM_STD_VECTORS", {"vector"}))
                if used & names]
@@ -151,14 +155,13 @@ def translation_unit(source: str, plan: dict) -> str:
     """The cell (its lines numbered as the cell's) followed by its trampolines."""
     if not source.endswith("\n"):
         source += "\n"
-    imports = plan.get("imports", [])
+    imports, used = plan.get("imports", []), _kinds_used(plan)
     parts = ['#line 1 "cell"\n', source, f'#line 1 "{TRAMPOLINE_FILE}"\n',
-             sources.text("faults.h"), sources.text("holders.hpp"), _std_calls(plan),
+             sources.text("faults.h"), sources.text("holders.hpp"), _std_calls(used),
              sources.text("cell_prelude.hpp"),
              capi.cpp_declarations(plan), containers.cpp_support(plan),
              "".join(definition for _name, definition, _cdef in _assigners(imports))]
-    if any(isinstance(kind_of(p["type"]), StdFunction) for f in all_functions(plan)
-           for p in f["params"]):
+    if StdFunction.name in used:
         parts.append(sources.text("function_owner.hpp"))
     if plan.get("classes"):
         parts += [sources.text("classes.hpp"), directors.definitions(plan)]

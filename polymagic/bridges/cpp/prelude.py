@@ -43,7 +43,7 @@ from pathlib import Path
 
 from ... import build
 from ...errors import CompileError
-from ...toolchain import compiler_identity
+from ...toolchain import compiler_identity, lower_priority
 from . import sources
 
 STD_PRELUDE = "std_prelude.hpp"
@@ -128,20 +128,14 @@ def _precompile(cxx: str, flags: list[str], name: str, language: str,
                 staging: Path) -> None:
     header, dependencies = staging / name, staging / "dependencies.d"
     header.write_text(sources.text(name))
-    _BUILDS.run([*_lower_priority(), cxx, *flags, "-x", f"{language}-header",
-                 str(header), "-o", str(staging / (name + ".gch")), "-MD", "-MF",
-                 str(dependencies)])
+    _BUILDS.run(lower_priority([cxx, *flags, "-x", f"{language}-header", str(header),
+                                "-o", str(staging / (name + ".gch")), "-MD", "-MF",
+                                str(dependencies)]))
     paths = [path for path in _make_dependencies(dependencies.read_text())
              if Path(path) != header]
     dependencies.unlink()
     (staging / DEPENDENCIES).write_text(json.dumps(
         {path: _size_and_mtime(path) for path in paths}))
-
-
-def _lower_priority() -> list[str]:
-    """`nice -n 10` where there is one: a background build yields to the cell's own."""
-    nice = shutil.which("nice")
-    return [nice, "-n", "10"] if nice else []
 
 
 def _make_dependencies(text: str) -> list[str]:

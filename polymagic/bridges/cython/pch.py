@@ -6,13 +6,12 @@ compatible options and otherwise reads the real Python.h, through the wrapper be
 the precompiled file."""
 from __future__ import annotations
 
-import shutil
 import sysconfig
 import threading
 from pathlib import Path
 
 from ...build import cache_dir, cache_key, cached_build, cached_entry
-from ...toolchain import compiler_identity, run_tool
+from ...toolchain import compiler_identity, lower_priority, run_tool
 from .toolchain import LANGUAGE, Toolchain
 
 HEADER = "Python.h"
@@ -80,7 +79,6 @@ class PrecompiledHeader:
         command = [tool.compiler, "-x", language,
                    *(flag for flag in tool.flags if flag != "-shared"),
                    "-DPY_SSIZE_T_CLEAN=", HEADER, "-o", PRECOMPILED]
-        nice = shutil.which("nice")  # in the background: the cell's own work goes first
-        finished = run_tool([nice, "-n", "10", *command] if nice else command, cwd=staging)
+        finished = run_tool(lower_priority(command), cwd=staging)  # in the background
         if finished.returncode != 0:
             raise RuntimeError(finished.stderr)

@@ -3,7 +3,6 @@ runtime support, `cython --shared`): built once per toolchain into the cache, in
 background thread, and imported by every cell compiled against it."""
 from __future__ import annotations
 
-import shutil
 import sys
 import sysconfig
 import threading
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from ...build import cache_dir, cache_key, cached_build
 from ...errors import CompileError
-from ...toolchain import run_tool
+from ...toolchain import lower_priority, run_tool
 from .loading import load_module
 from .toolchain import CYTHON_LOCK, EXT_SUFFIX, LANGUAGE, Toolchain
 
@@ -154,8 +153,7 @@ class UtilityBuild:
         command = [tool.compiler, "-shared", "-fPIC", "-O2", "-fwrapv", "-DNDEBUG",
                    f"-I{sysconfig.get_paths()['include']}", c_file.name, "-o",
                    self.artifact]
-        nice = shutil.which("nice")  # in the background: the cell's own compile goes first
-        finished = run_tool([nice, "-n", "10", *command] if nice else command, cwd=staging)
+        finished = run_tool(lower_priority(command), cwd=staging)  # in the background
         if finished.returncode != 0:
             raise CompileError(f"{LANGUAGE} (C compiler)",
                                "building Cython's shared utility module failed:\n"
