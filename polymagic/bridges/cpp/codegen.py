@@ -145,9 +145,9 @@ def _kinds_used(plan: dict) -> set[str]:
 
 def _std_calls(used: set[str]) -> str:
     """native/std_calls.hpp, for the std::string and std::vector kinds `used`."""
-    defines = [f"#define {macro} 1\n" for macro, names in
-               (("PM_STD_STRINGS", {"string", "string_copy"}), ("PM_STD_VECTORS", {"vector"}))
-               if used & names]
+    families = (("PM_STD_STRINGS", {"string", "string_copy"}),
+                ("PM_STD_VECTORS", {"vector"}))
+    defines = [f"#define {macro} 1\n" for macro, names in families if used & names]
     return "".join(defines) + sources.text("std_calls.hpp") if defines else ""
 
 

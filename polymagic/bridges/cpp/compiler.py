@@ -106,7 +106,8 @@ def build_module(source: str, options: CppOptions, module_name: str, cxx: str,
             print(line)  # on stdout, where Cython's magic shows a compiler's warnings
         _check(glue_result, source, plan, "compilation of the cffi glue")
         link = [cxx, "-shared", "-o", str(staging / module_file),
-                str(staging / "cell_module.o"), str(staging / "glue.o"), str(glue_runtime), str(runtime),
+                str(staging / "cell_module.o"), str(staging / "glue.o"), str(glue_runtime),
+                str(runtime),
                 str(fault_library),
                 # the fault library, wherever the cache is: beside this entry
                 f"-Wl,-rpath,$ORIGIN/../{fault_library.parent.name}",

@@ -11,11 +11,12 @@ called from signatures.py). An argument reaches the trampoline as the address of
 Python object (the wrapper holds it for the call) and the C++ in native/containers*.hpp
 converts it with the GIL held, reading Python objects through C functions in the
 module's C glue (native/containers_glue.c, which has Python.h: the cell does not need
-it; compiled once and linked into every module). A result is built the same way and handed to the wrapper through `_results`,
-keyed by its address. A non-const `std::vector<T>&` / `std::map&` parameter is an
-out-parameter: C++ works on a copy of the list, dict or NumPy array given, written
-back after the call. The C++ is pasted into a cell's code only when its functions use
-containers, one file per container family, to keep builds short.
+it; compiled once and linked into every module). A result is built the same way and
+handed to the wrapper through `_results`, keyed by its address. A non-const
+`std::vector<T>&` / `std::map&` parameter is an out-parameter: C++ works on a copy of
+the list, dict or NumPy array given, written back after the call. The C++ is pasted
+into a cell's code only when its functions use containers, one file per container
+family, to keep builds short.
 
 The kinds here are mixins: types.py makes them Kind subclasses (`kinds`), so that this
 module does not import types.py, which registers them.

@@ -171,13 +171,17 @@ class RecordSpan(SpanResult, Kind):
 
     def argument_converter(self, context: Context, where: str):
         view = RecordSpan.viewer_of(context, self.spec["class"], not self.spec["const"])
-        cast, spelled = context.ffi.cast, self.cpp()
+        if view is None:  # decided once: the class has no dtype in this module
+            message = (f"{where}: C++ {self.cpp()} takes an array of structs, but C++ "
+                       f"says {self.spec['class']} is not trivially copyable and "
+                       f"standard-layout (no NumPy dtype)")
+
+            def refuse(value):
+                raise ConversionError(message)
+            return refuse
+        cast = context.ffi.cast
 
         def convert(value):
-            if view is None:
-                raise ConversionError(f"{where}: C++ {spelled} takes an array of structs, "
-                                      f"but C++ says {self.spec['class']} is not trivially "
-                                      f"copyable and standard-layout (no NumPy dtype)")
             return int(cast("uintptr_t", view(value, where))), len(value)
         return convert
 

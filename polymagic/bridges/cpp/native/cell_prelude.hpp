@@ -1,7 +1,8 @@
 // The fixed part of every cell's translation unit, placed after the cell's own code,
-// faults.h and holders.hpp, before its generated trampolines (polymagic/bridges/cpp/codegen.py
-// pastes it in after `#line 1 "<polymagic trampolines>"`, so that diagnostics in
-// generated code are reported as a polymagic bug; it is not compiled on its own).
+// faults.h and holders.hpp, before its generated trampolines
+// (polymagic/bridges/cpp/codegen.py pastes it in after
+// `#line 1 "<polymagic trampolines>"`, so that diagnostics in generated code are
+// reported as a polymagic bug; it is not compiled on its own).
 extern "C" {
 void pm_rt_capture(int);
 void pm_rt_check_callback(void);

@@ -66,7 +66,7 @@ int pm_py_failed(void) {
 
 /* Whether `value` is an int in range, stored in *out (any error cleared). */
 int pm_signed_in_range(PyObject* value, long long low, long long high,
-                              long long* out) {
+                       long long* out) {
     if (!PyLong_Check(value)) return 0;
     int overflow = 0;
     long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -79,7 +79,7 @@ int pm_signed_in_range(PyObject* value, long long low, long long high,
 }
 
 int pm_unsigned_in_range(PyObject* value, unsigned long long high,
-                                unsigned long long* out) {
+                         unsigned long long* out) {
     if (!PyLong_Check(value)) return 0;
     unsigned long long number = PyLong_AsUnsignedLongLong(value);
     if ((number == (unsigned long long)-1 && PyErr_Occurred()) || number > high) {
@@ -101,7 +101,7 @@ static int pm_out_of_range(PyObject* converted) {
    directly; anything else through `converter` (Python, cffi's rules), which returns
    an int in range or raises. 0 on success, -1 with an exception set. */
 int pm_signed_result(PyObject* result, PyObject* converter, long long low,
-                            long long high, long long* out) {
+                     long long high, long long* out) {
     if (pm_signed_in_range(result, low, high, out)) return 0;
     PyObject* converted = PyObject_CallOneArg(converter, result);
     if (converted == NULL) return -1;
@@ -111,7 +111,7 @@ int pm_signed_result(PyObject* result, PyObject* converter, long long low,
 }
 
 int pm_unsigned_result(PyObject* result, PyObject* converter,
-                              unsigned long long high, unsigned long long* out) {
+                       unsigned long long high, unsigned long long* out) {
     if (pm_unsigned_in_range(result, high, out)) return 0;
     PyObject* converted = PyObject_CallOneArg(converter, result);
     if (converted == NULL) return -1;

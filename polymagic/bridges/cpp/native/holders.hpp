@@ -27,9 +27,9 @@ template <class T> pm_buffer pm_buffer_of(pm_holder<T>* holder) {
                      (unsigned long)holder->value.size()};
 }
 // A result moved into a new holder, as the buffer Python gets. std_calls.hpp declares
-// its specialisations for std::string and vectors of numbers, which are compiled once
-// in the runtime, not in every cell (explicit specialisations, not overloads: the
-// overloads would all be weighed, and their vector classes instantiated, at each call).
+// its instantiations for std::string and vectors of numbers `extern`: they are compiled
+// once in the runtime, not in every cell (instantiations, not overloads: the overloads
+// would all be weighed, and their vector classes instantiated, at each call).
 template <class T> pm_buffer pm_held(T&& value) {
     return pm_buffer_of(pm_hold(static_cast<T&&>(value)));
 }
